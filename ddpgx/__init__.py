@@ -1,0 +1,39 @@
+"""ddpgx: Deep Deterministic Policy Gradient (Lillicrap et al. 2015) as pure, jitted JAX functions.
+
+The functional core::
+
+    train_state = ddpgx.init(key, ddpgx.DDPGConfig(...), observation_space, action_space)
+    actions, train_state, info = ddpgx.act(train_state, observations, timestep=t, timesteps=T)
+    train_state, metrics = ddpgx.update(train_state, batch)            # or update_from_replay(train_state, buffer)
+
+with a device replay buffer in :mod:`ddpgx.replay`, exploration noise in :mod:`ddpgx.noise`, the running
+standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`.
+"""
+
+from ddpgx import losses, networks, noise, replay, scaler, spaces
+from ddpgx.config import DDPGConfig
+from ddpgx.core import AgentSpec, Hyperparams, TrainState, act, init, update, update_from_replay
+from ddpgx.noise import GaussianNoise, OrnsteinUhlenbeckNoise
+from ddpgx.types import Transition
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentSpec",
+    "DDPGConfig",
+    "GaussianNoise",
+    "Hyperparams",
+    "OrnsteinUhlenbeckNoise",
+    "TrainState",
+    "Transition",
+    "act",
+    "init",
+    "losses",
+    "networks",
+    "noise",
+    "replay",
+    "scaler",
+    "spaces",
+    "update",
+    "update_from_replay",
+]

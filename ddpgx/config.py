@@ -1,0 +1,114 @@
+"""The static configuration of the functional core.
+
+``DDPGConfig`` is frozen and hashable: it is part of the train state's static structure, so jitted functions
+specialise on it once. It holds what shapes the computation (batch size, number of gradient steps, which
+preprocessors exist, clipping on or off) and the *initial* values of the numbers one may sweep or schedule
+(``discount_factor``, ``polyak``, learning rates, noise parameters): :func:`ddpgx.init` copies those into the train
+state as array leaves, so ``jax.vmap`` over them needs no recompilation.
+
+One word per quantity (STYLE.md, 12): ``polyak`` is skrl's tau, the weight of the *online* parameters in the
+target update ``theta' <- polyak * theta + (1 - polyak) * theta'`` (0.005 by default), not rejax's 0.99.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Callable, Optional, Union
+
+import jax
+
+from ddpgx import noise as noise_lib
+
+Schedule = Callable[[jax.Array], jax.Array]
+LearningRate = Union[float, Schedule]
+
+
+@dataclasses.dataclass(frozen=True)
+class DDPGConfig:
+    """Hyperparameters of DDPG's pure functions; defaults follow skrl's ``DDPG_CFG``.
+
+    Attributes:
+      batch_size: transitions per gradient step (sampled by :func:`ddpgx.update_from_replay`).
+      gradient_steps: gradient steps per update call, run as one ``lax.scan``.
+      discount_factor: gamma, in [0, 1].
+      polyak: target-network step ``theta' <- polyak * theta + (1 - polyak) * theta'``, in [0, 1].
+      learning_rate: Adam step size for both networks, or a ``(policy, critic)`` pair; each a positive float or an
+        optax schedule ``step -> learning rate``.
+      grad_norm_clip: clip each network's gradient to this global norm; ``<= 0`` disables clipping.
+      random_timesteps: timesteps at the start of training whose actions are uniform in the action bounds.
+      exploration_noise: ``GaussianNoise``, ``OrnsteinUhlenbeckNoise``, any ``distrax.Distribution``, or None.
+      exploration_scheduler: ``(timestep, timesteps) -> scale`` multiplying the noise; it is traced inside ``act``,
+        so write it with ``jax.numpy`` (e.g. ``lambda t, T: jnp.maximum(0.0, 1.0 - t / T)``).
+      observation_preprocessor: standardise observations with running statistics.
+      state_preprocessor: standardise states (the critic's privileged input) with running statistics.
+      preprocessor_epsilon: added to the standard deviation when standardising.
+      preprocessor_clip: standardised values are clipped to ``[-clip, clip]``.
+    """
+
+    batch_size: int = 64
+    gradient_steps: int = 1
+    discount_factor: float = 0.99
+    polyak: float = 0.005
+    learning_rate: Union[LearningRate, tuple[LearningRate, LearningRate]] = 1e-3
+    grad_norm_clip: float = 0.0
+    random_timesteps: int = 0
+    exploration_noise: Optional[Any] = None
+    exploration_scheduler: Optional[Callable[[Any, Any], Any]] = None
+    observation_preprocessor: bool = False
+    state_preprocessor: bool = False
+    preprocessor_epsilon: float = 1e-8
+    preprocessor_clip: float = 5.0
+
+    def __post_init__(self):
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("gradient_steps", self.gradient_steps)
+        _real_in("discount_factor", self.discount_factor, 0.0, 1.0)
+        _real_in("polyak", self.polyak, 0.0, 1.0)
+        for name, lr in zip(("policy learning_rate", "critic learning_rate"), self.learning_rates):
+            if not callable(lr):
+                _real_in(name, lr, 0.0, math.inf, low_open=True)
+        if isinstance(self.learning_rate, (tuple, list)) and len(self.learning_rate) != 2:
+            raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: expected a float or a (policy, critic) pair")
+        if isinstance(self.learning_rate, list):
+            object.__setattr__(self, "learning_rate", tuple(self.learning_rate))  # keep the config hashable
+        _real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
+        _nonnegative_int("random_timesteps", self.random_timesteps)
+        noise_lib.validate(self.exploration_noise)
+        if self.exploration_scheduler is not None and not callable(self.exploration_scheduler):
+            raise ValueError(f"exploration_scheduler={self.exploration_scheduler!r} is invalid: expected a callable or None")
+        for name in ("observation_preprocessor", "state_preprocessor"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")
+        _real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)
+        _real_in("preprocessor_clip", self.preprocessor_clip, 0.0, math.inf, low_open=True)
+
+    @property
+    def learning_rates(self) -> tuple[LearningRate, LearningRate]:
+        """``(policy, critic)`` learning rates."""
+        if isinstance(self.learning_rate, (tuple, list)):
+            return tuple(self.learning_rate)
+        return (self.learning_rate, self.learning_rate)
+
+    def replace(self, **changes) -> "DDPGConfig":
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
+
+
+def _nonnegative_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 0")
+
+
+def _real_in(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bounds = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name}={value!r} is invalid: expected a finite number in {bounds}")

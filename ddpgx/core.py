@@ -1,0 +1,431 @@
+"""DDPG as pure functions: ``init``, ``act``, ``update`` and ``update_from_replay``.
+
+Deep Deterministic Policy Gradient (Lillicrap et al. 2015, arXiv:1509.02971) learns a deterministic policy
+``mu_theta(s)`` and a critic ``Q_phi(s, a)`` off-policy. Each gradient step (Algorithm 1):
+
+1. target ``y = r + gamma (1 - terminated) Q'(s', mu'(s'))`` from the target networks, held constant;
+2. one Adam step on the critic's mean squared TD error;
+3. one Adam step on the policy's loss ``-mean Q(s, mu(s))``, using the critic just updated (the order of skrl and
+   SB3);
+4. Polyak averaging of both target networks, ``theta' <- polyak theta + (1 - polyak) theta'``.
+
+``update`` runs ``gradient_steps`` of these as one ``lax.scan`` inside one jitted call, with the train state
+donated, and returns a flat dict of metric arrays (no host synchronisation). Everything ``update`` needs is in the
+:class:`TrainState`, so ``jax.lax.scan(ddpgx.update, train_state, batches)`` and
+``jax.vmap(lambda k: ddpgx.init(k, config, obs_space, act_space))(keys)`` work as they are.
+
+Example:
+  >>> import gymnasium, jax, jax.numpy as jnp, ddpgx
+  >>> env = gymnasium.make("Pendulum-v1")
+  >>> config = ddpgx.DDPGConfig(batch_size=4, exploration_noise=ddpgx.GaussianNoise(std=0.1))
+  >>> ts = ddpgx.init(jax.random.key(0), config, env.observation_space, env.action_space)
+  >>> actions, ts, info = ddpgx.act(ts, jnp.zeros((1, 3)), timestep=0, timesteps=100)
+  >>> actions.shape
+  (1, 1)
+  >>> batch = ddpgx.Transition(jnp.zeros((4, 3)), jnp.zeros((4, 1)), jnp.ones(4), jnp.zeros((4, 3)),
+  ...                          jnp.zeros(4, bool))
+  >>> ts, metrics = ddpgx.update(ts, batch)
+  >>> sorted(metrics)[:3]
+  ['critic_grad_norm', 'critic_learning_rate', 'critic_loss']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, NamedTuple, Optional
+
+import flax.linen as nn
+import gymnasium
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from ddpgx import losses, networks, replay, scaler, spaces
+from ddpgx import noise as noise_lib
+from ddpgx.config import DDPGConfig
+from ddpgx.types import Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """The static part of a train state: configuration, layouts, networks and optimizers (all hashable)."""
+
+    config: DDPGConfig
+    observation: spaces.InputLayout
+    state: Optional[spaces.InputLayout]  # None without a state space
+    action: spaces.ActionLayout
+    policy: nn.Module
+    critic: nn.Module
+    policy_optimizer: optax.GradientTransformation
+    critic_optimizer: optax.GradientTransformation
+
+
+class Hyperparams(NamedTuple):
+    """Numbers one may sweep with ``jax.vmap`` or change between updates without recompiling."""
+
+    discount_factor: jax.Array  # [] float32
+    polyak: jax.Array  # [] float32
+
+
+@struct.dataclass
+class TrainState:
+    """Everything DDPG's pure functions read and write. Replace fields with ``train_state.replace(...)``."""
+
+    policy_params: Any  # flax params of mu_theta
+    critic_params: Any  # flax params of Q_phi
+    target_policy_params: Any  # mu_theta'
+    target_critic_params: Any  # Q_phi'
+    policy_opt_state: Any  # optax state (learning rate at .hyperparams["learning_rate"] for the defaults)
+    critic_opt_state: Any
+    observation_stats: scaler.ScalerState  # running statistics of observations, [obs_size]
+    state_stats: Optional[scaler.ScalerState]  # of states, [state_size]; None without a state space
+    noise: Any  # exploration noise parameters (a pytree) or None
+    noise_state: jax.Array  # [num_envs, action_size] float32, Ornstein-Uhlenbeck process value
+    hyperparams: Hyperparams
+    step: jax.Array  # [] int32, gradient steps taken
+    key: jax.Array  # PRNG key, never used before being split
+    spec: AgentSpec = struct.field(pytree_node=False)
+
+
+@functools.lru_cache(maxsize=None)
+def adam(learning_rate: Any, grad_norm_clip: float) -> optax.GradientTransformation:
+    """Adam with the learning rate injected as a state leaf, after optional global-norm gradient clipping.
+
+    Cached, so train states made from equal configurations share one optimizer object (and one compilation).
+    """
+    opt = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+    if grad_norm_clip > 0:
+        opt = optax.chain(optax.clip_by_global_norm(grad_norm_clip), opt)
+    return opt
+
+
+def init(
+    key: jax.Array,
+    config: DDPGConfig,
+    observation_space: gymnasium.Space,
+    action_space: gymnasium.Space,
+    *,
+    state_space: Optional[gymnasium.Space] = None,
+    policy: Optional[nn.Module] = None,
+    critic: Optional[nn.Module] = None,
+    policy_optimizer: Optional[optax.GradientTransformation] = None,
+    critic_optimizer: Optional[optax.GradientTransformation] = None,
+    num_envs: int = 1,
+) -> TrainState:
+    """Creates a train state: networks, their targets (copies), optimizers, statistics and noise.
+
+    Args:
+      key: PRNG key.
+      config: the static configuration.
+      observation_space: a ``Box`` or ``Dict``-of-``Box`` gymnasium space (Dict observations are flattened).
+      action_space: a bounded ``Box``.
+      state_space: optional privileged critic input (skrl 2.x ``states``), ``Box`` or ``Dict``.
+      policy: a flax module ``observations [B, obs_size] -> actions [B, *action_shape]``; defaults to
+        :class:`ddpgx.networks.DeterministicPolicy` (400-300 ReLU, tanh scaled to the bounds).
+      critic: a flax module ``(inputs [B, n], actions [B, action_size]) -> q [B]``; defaults to
+        :class:`ddpgx.networks.QFunction`.
+      policy_optimizer, critic_optimizer: optax transformations replacing the default Adam built from
+        ``config.learning_rate`` and ``config.grad_norm_clip``.
+      num_envs: environments acting in parallel (the Ornstein-Uhlenbeck state has one row per environment).
+
+    Raises:
+      ValueError: for an unsupported space, a bad ``num_envs`` or a network whose output has the wrong shape.
+    """
+    if not isinstance(config, DDPGConfig):
+        raise ValueError(f"config={config!r} is invalid: expected a ddpgx.DDPGConfig")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs={num_envs!r} is invalid: expected an integer >= 1")
+    obs_layout = spaces.input_layout(observation_space, "observation_space")
+    state_layout = None if state_space is None else spaces.input_layout(state_space, "state_space")
+    act_layout = spaces.action_layout(action_space)
+    if policy is None:
+        policy = networks.DeterministicPolicy(act_layout.low, act_layout.high, act_layout.shape)
+    if critic is None:
+        critic = networks.QFunction()
+    policy_lr, critic_lr = config.learning_rates
+    spec = AgentSpec(
+        config=config,
+        observation=obs_layout,
+        state=state_layout,
+        action=act_layout,
+        policy=policy,
+        critic=critic,
+        policy_optimizer=policy_optimizer or adam(policy_lr, float(config.grad_norm_clip)),
+        critic_optimizer=critic_optimizer or adam(critic_lr, float(config.grad_norm_clip)),
+    )
+
+    key, policy_key, critic_key = jax.random.split(key, 3)
+    obs = jnp.zeros((1, obs_layout.size), jnp.float32)
+    critic_inputs = obs if state_layout is None else jnp.zeros((1, state_layout.size), jnp.float32)
+    actions = jnp.zeros((1, act_layout.size), jnp.float32)
+    policy_params = policy.init(policy_key, obs)
+    critic_params = critic.init(critic_key, critic_inputs, actions)
+    _policy_actions(spec, policy_params, obs)  # validates output shapes now, with a clear message
+    _critic_values(spec, critic_params, critic_inputs, actions)
+
+    return TrainState(
+        policy_params=policy_params,
+        critic_params=critic_params,
+        # Distinct buffers, so that donating the train state never donates one buffer twice.
+        target_policy_params=jax.tree.map(jnp.copy, policy_params),
+        target_critic_params=jax.tree.map(jnp.copy, critic_params),
+        policy_opt_state=spec.policy_optimizer.init(policy_params),
+        critic_opt_state=spec.critic_optimizer.init(critic_params),
+        observation_stats=scaler.init(obs_layout.size),
+        state_stats=None if state_layout is None else scaler.init(state_layout.size),
+        noise=config.exploration_noise,
+        noise_state=noise_lib.init_state(num_envs, act_layout.size),
+        hyperparams=Hyperparams(
+            discount_factor=jnp.asarray(config.discount_factor, jnp.float32),
+            polyak=jnp.asarray(config.polyak, jnp.float32),
+        ),
+        step=jnp.zeros((), jnp.int32),
+        key=key,
+        spec=spec,
+    )
+
+
+def _policy_actions(spec: AgentSpec, params: Any, obs: jax.Array) -> jax.Array:
+    """The policy's actions for preprocessed observations ``[B, obs_size]``, flattened to ``[B, action_size]``."""
+    actions = spec.policy.apply(params, obs)
+    expected = (obs.shape[0],) + spec.action.shape
+    if actions.shape not in (expected, (obs.shape[0], spec.action.size)):
+        raise ValueError(f"the policy returned actions of shape {actions.shape}, expected {expected}")
+    return actions.reshape(obs.shape[0], spec.action.size).astype(jnp.float32)
+
+
+def _critic_values(spec: AgentSpec, params: Any, inputs: jax.Array, actions: jax.Array) -> jax.Array:
+    """The critic's values ``[B]`` (a trailing dimension of 1 is accepted)."""
+    q = spec.critic.apply(params, inputs, actions)
+    if q.shape not in ((inputs.shape[0],), (inputs.shape[0], 1)):
+        raise ValueError(f"the critic returned values of shape {q.shape}, expected ({inputs.shape[0]},)")
+    return q.reshape(inputs.shape[0])
+
+
+def _standardize(config: DDPGConfig, stats: scaler.ScalerState, x: jax.Array, enabled: bool) -> jax.Array:
+    if not enabled:
+        return x
+    return scaler.standardize(stats, x, config.preprocessor_epsilon, config.preprocessor_clip)
+
+
+@functools.partial(jax.jit, static_argnames=("explore",))
+def act(
+    train_state: TrainState,
+    observations: Any,
+    *,
+    timestep: Any = 0,
+    timesteps: Any = 1,
+    explore: bool = True,
+    episode_starts: Optional[jax.Array] = None,
+) -> tuple[jax.Array, TrainState, dict[str, jax.Array]]:
+    """Actions for a batch of observations ``[num_envs, ...]`` (an array, or a dict for a Dict space).
+
+    With ``explore=False``: the deterministic policy ``mu(s)`` clipped to the bounds; the train state is returned
+    unchanged. With ``explore=True``: where ``timestep < config.random_timesteps``, actions uniform in the bounds;
+    otherwise ``mu(s) + scale * noise`` with ``scale = exploration_scheduler(timestep, timesteps)`` (1 without a
+    scheduler), clipped to the bounds. ``episode_starts`` (bool ``[num_envs]``) zeros the Ornstein-Uhlenbeck state of
+    environments whose episode starts at this step, before the noise is drawn.
+
+    Returns:
+      ``(actions [num_envs, *action_shape], train_state, info)``, ``info["noise"]`` the scaled noise added
+      (zeros where no noise applied).
+    """
+    spec = train_state.spec
+    config = spec.config
+    obs = spaces.flatten(spec.observation, observations, "observations")
+    if obs.ndim != 2:
+        raise ValueError(f"observations must have one batch dimension [num_envs, ...]; got flattened shape {obs.shape}")
+    obs = _standardize(config, train_state.observation_stats, obs, config.observation_preprocessor)
+    actions = _policy_actions(spec, train_state.policy_params, obs)
+    low = jnp.asarray(spec.action.low, jnp.float32)
+    high = jnp.asarray(spec.action.high, jnp.float32)
+    applied = jnp.zeros_like(actions)
+
+    if explore:
+        key, noise_key, uniform_key = jax.random.split(train_state.key, 3)
+        noise_state = train_state.noise_state
+        if episode_starts is not None:
+            noise_state = noise_lib.reset(noise_state, jnp.asarray(episode_starts, bool))
+        random_phase = jnp.asarray(timestep) < config.random_timesteps
+        if train_state.noise is not None:
+            values, new_noise_state = noise_lib.sample(train_state.noise, noise_state, noise_key, actions.shape)
+            if config.exploration_scheduler is not None:
+                values = values * jnp.asarray(config.exploration_scheduler(timestep, timesteps), jnp.float32)
+            # skrl draws no noise while acting randomly; the OU process is held still there.
+            applied = jnp.where(random_phase, 0.0, values)
+            noise_state = jnp.where(random_phase, noise_state, new_noise_state)
+            actions = actions + applied
+        if config.random_timesteps > 0:
+            uniform = jax.random.uniform(uniform_key, actions.shape, jnp.float32, low, high)
+            actions = jnp.where(random_phase, uniform, actions)
+        train_state = train_state.replace(key=key, noise_state=noise_state)
+
+    actions = jnp.clip(actions, low, high)
+    return actions.reshape((obs.shape[0],) + spec.action.shape), train_state, {"noise": applied}
+
+
+def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
+    """Validates a batch and returns it flattened, float32, with leading ``[gradient_steps, batch]``."""
+    if not isinstance(batch, Transition):
+        raise ValueError(f"batch must be a ddpgx.Transition, got {type(batch).__name__}")
+    steps = spec.config.gradient_steps
+    lead = spaces.lead_shape(spec.observation, batch.observations, "batch.observations")
+    if len(lead) == 1 and steps != 1:
+        raise ValueError(
+            f"gradient_steps={steps} needs a batch with leading dimensions [{steps}, batch_size] (one minibatch "
+            f"per step), got observations with batch shape {lead}; or use ddpgx.update_from_replay"
+        )
+    if len(lead) == 2 and lead[0] != steps:
+        raise ValueError(f"the batch has {lead[0]} minibatches (leading dimension) but gradient_steps={steps}")
+    if len(lead) not in (1, 2) or lead[-1] < 1:
+        raise ValueError(f"batch.observations has batch shape {lead}, expected [batch] or [gradient_steps, batch]")
+
+    def to_steps(x):
+        return x.reshape((steps, lead[-1]) + x.shape[len(lead) :])
+
+    def vector(x, name):
+        x = jnp.asarray(x)
+        if x.shape not in (lead, lead + (1,)):
+            raise ValueError(f"batch.{name} has shape {x.shape}, expected {lead} or {lead + (1,)}")
+        return to_steps(x.reshape(lead).astype(jnp.float32))
+
+    def inputs(x, layout, name):
+        if spaces.lead_shape(layout, x, f"batch.{name}") != lead:
+            raise ValueError(f"batch.{name} has batch shape {spaces.lead_shape(layout, x)}, expected {lead}")
+        return to_steps(spaces.flatten(layout, x, f"batch.{name}"))
+
+    actions = jnp.asarray(batch.actions)
+    if actions.shape not in (lead + spec.action.shape, lead + (spec.action.size,)):
+        raise ValueError(f"batch.actions has shape {actions.shape}, expected {lead + spec.action.shape}")
+    if spec.state is None and (batch.states is not None or batch.next_states is not None):
+        raise ValueError("batch has states but the train state was made without a state_space")
+    if spec.state is not None and (batch.states is None or batch.next_states is None):
+        raise ValueError("the train state was made with a state_space, so the batch needs states and next_states")
+    return Transition(
+        observations=inputs(batch.observations, spec.observation, "observations"),
+        actions=to_steps(actions.reshape(lead + (spec.action.size,)).astype(jnp.float32)),
+        rewards=vector(batch.rewards, "rewards"),
+        next_observations=inputs(batch.next_observations, spec.observation, "next_observations"),
+        terminated=vector(batch.terminated, "terminated"),
+        states=None if spec.state is None else inputs(batch.states, spec.state, "states"),
+        next_states=None if spec.state is None else inputs(batch.next_states, spec.state, "next_states"),
+    )
+
+
+def _learning_rate(opt_state: Any) -> Optional[jax.Array]:
+    """The injected learning rate of an optax state (``optax.inject_hyperparams``), if it has one."""
+    lr = optax.tree_utils.tree_get(opt_state, "learning_rate", None)
+    return None if lr is None else jnp.asarray(lr, jnp.float32)
+
+
+def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One DDPG gradient step on a prepared minibatch ``[batch, ...]``."""
+    spec, config, hp = ts.spec, ts.spec.config, ts.hyperparams
+
+    # Running statistics are updated from the sampled batch (observations and next observations together) and the
+    # same statistics standardise both; skrl updates them twice, once per half.
+    obs_stats, state_stats = ts.observation_stats, ts.state_stats
+    if config.observation_preprocessor:
+        obs_stats = scaler.update(obs_stats, jnp.concatenate([batch.observations, batch.next_observations]))
+    obs_tm1 = _standardize(config, obs_stats, batch.observations, config.observation_preprocessor)
+    obs_t = _standardize(config, obs_stats, batch.next_observations, config.observation_preprocessor)
+    if spec.state is None:
+        critic_in_tm1, critic_in_t = obs_tm1, obs_t
+    else:
+        if config.state_preprocessor:
+            state_stats = scaler.update(state_stats, jnp.concatenate([batch.states, batch.next_states]))
+        critic_in_tm1 = _standardize(config, state_stats, batch.states, config.state_preprocessor)
+        critic_in_t = _standardize(config, state_stats, batch.next_states, config.state_preprocessor)
+
+    # 1. Target from the target networks.
+    a_t = _policy_actions(spec, ts.target_policy_params, obs_t)
+    q_t = _critic_values(spec, ts.target_critic_params, critic_in_t, a_t)
+    discount_t = hp.discount_factor * (1.0 - batch.terminated)
+    target = losses.td_target(batch.rewards, discount_t, q_t)
+
+    # 2. Critic step.
+    def critic_objective(params):
+        return losses.critic_loss(_critic_values(spec, params, critic_in_tm1, batch.actions), target)
+
+    (critic_loss, critic_aux), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(ts.critic_params)
+    updates, critic_opt_state = spec.critic_optimizer.update(critic_grads, ts.critic_opt_state, ts.critic_params)
+    critic_params = optax.apply_updates(ts.critic_params, updates)
+
+    # 3. Policy step through the critic just updated.
+    def policy_objective(params):
+        actions = _policy_actions(spec, params, obs_tm1)
+        return losses.policy_loss(_critic_values(spec, critic_params, critic_in_tm1, actions))
+
+    (policy_loss, _), policy_grads = jax.value_and_grad(policy_objective, has_aux=True)(ts.policy_params)
+    updates, policy_opt_state = spec.policy_optimizer.update(policy_grads, ts.policy_opt_state, ts.policy_params)
+    policy_params = optax.apply_updates(ts.policy_params, updates)
+
+    # 4. Polyak averaging: theta' <- polyak * theta + (1 - polyak) * theta'.
+    target_policy_params = optax.incremental_update(policy_params, ts.target_policy_params, hp.polyak)
+    target_critic_params = optax.incremental_update(critic_params, ts.target_critic_params, hp.polyak)
+
+    q, y = critic_aux["q"], critic_aux["target"]
+    metrics = {
+        "critic_loss": critic_loss,
+        "policy_loss": policy_loss,
+        "q_mean": jnp.mean(q),
+        "q_min": jnp.min(q),
+        "q_max": jnp.max(q),
+        "target_mean": jnp.mean(y),
+        "target_min": jnp.min(y),
+        "target_max": jnp.max(y),
+        "critic_grad_norm": optax.global_norm(critic_grads),
+        "policy_grad_norm": optax.global_norm(policy_grads),
+    }
+    for name, opt_state in (("policy", policy_opt_state), ("critic", critic_opt_state)):
+        lr = _learning_rate(opt_state)
+        if lr is not None:
+            metrics[f"{name}_learning_rate"] = lr
+    ts = ts.replace(
+        policy_params=policy_params,
+        critic_params=critic_params,
+        target_policy_params=target_policy_params,
+        target_critic_params=target_critic_params,
+        policy_opt_state=policy_opt_state,
+        critic_opt_state=critic_opt_state,
+        observation_stats=obs_stats,
+        state_stats=state_stats,
+        step=ts.step + 1,
+    )
+    return ts, metrics
+
+
+def _scan_updates(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
+    """``gradient_steps`` gradient steps as one ``lax.scan``; metrics are averaged over the steps (as skrl's
+    tracking averages what each step recorded)."""
+    ts, metrics = jax.lax.scan(_gradient_step, ts, batch)
+    return ts, {name: jnp.mean(values) for name, values in metrics.items()}
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
+    """DDPG update on a given batch: ``gradient_steps`` gradient steps in one jitted call.
+
+    Args:
+      train_state: the state; it is donated (do not use it after the call; use the returned one).
+      batch: a :class:`~ddpgx.types.Transition` with leading ``[batch]`` (``gradient_steps == 1``) or
+        ``[gradient_steps, batch]``; rewards and terminated may carry a trailing dimension of 1.
+
+    Returns:
+      ``(train_state, metrics)``, metrics a dict of scalar arrays: ``critic_loss``, ``policy_loss``,
+      ``q_mean/min/max`` (critic on the sampled actions), ``target_mean/min/max``, ``critic_grad_norm``,
+      ``policy_grad_norm`` (before clipping) and, for injected learning rates, ``policy/critic_learning_rate``.
+    """
+    return _scan_updates(train_state, _prepare_batch(train_state.spec, batch))
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def update_from_replay(train_state: TrainState, buffer: replay.ReplayState) -> tuple[TrainState, dict[str, jax.Array]]:
+    """DDPG update sampling ``gradient_steps`` minibatches of ``batch_size`` uniformly from ``buffer``, in one
+    jitted call (sampling included). The train state is donated; the buffer is only read."""
+    config = train_state.spec.config
+    key, sample_key = jax.random.split(train_state.key)
+    batch = replay.sample(buffer, sample_key, (config.gradient_steps, config.batch_size))
+    return _scan_updates(train_state.replace(key=key), _prepare_batch(train_state.spec, batch))

@@ -1,0 +1,94 @@
+"""A uniform replay buffer that lives on the device, as pure functions.
+
+DDPG is off-policy: it learns from transitions sampled uniformly from a buffer of past experience, which breaks
+the temporal correlation of consecutive samples (Lillicrap et al. 2015, following DQN). The buffer is a ring of
+fixed capacity holding a :class:`~ddpgx.types.Transition` pytree with a leading ``[capacity]`` axis; ``add``
+writes a batch from N environments at once and wraps around, overwriting the oldest entries; ``sample`` draws
+indices uniformly (with replacement, as skrl's ``RandomMemory`` does) among the filled entries. All three are
+jittable, so sampling can run inside the update's jit and a whole training loop can be one program.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from ddpgx import replay
+  >>> from ddpgx.types import Transition
+  >>> example = Transition(jnp.zeros(3), jnp.zeros(1), jnp.zeros(()), jnp.zeros(3), jnp.zeros((), bool))
+  >>> buffer = replay.init(1000, example)
+  >>> batch = jax.tree.map(lambda x: jnp.stack([x, x]), example)  # two environments
+  >>> buffer = replay.add(buffer, batch)
+  >>> int(buffer.size)
+  2
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ddpgx.types import Transition
+
+
+class ReplayState(NamedTuple):
+    """A ring buffer of transitions."""
+
+    data: Transition  # leaves [capacity, ...]
+    position: jax.Array  # [] int32, index of the next write
+    size: jax.Array  # [] int32, number of filled entries (<= capacity)
+
+
+def capacity(buffer: ReplayState) -> int:
+    return jax.tree.leaves(buffer.data)[0].shape[0]
+
+
+def init(capacity: int, example: Transition) -> ReplayState:
+    """An empty buffer of ``capacity`` entries shaped like one unbatched ``example`` transition.
+
+    Raises:
+      ValueError: if ``capacity`` is not a positive integer.
+    """
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
+        raise ValueError(f"capacity={capacity!r} is invalid: expected a positive integer")
+    data = jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
+    return ReplayState(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
+    """Writes a batch ``[n, ...]`` of transitions (one per environment), wrapping around at capacity.
+
+    The buffer is donated: its memory is reused for the result.
+
+    Raises:
+      ValueError: if the batch does not match the buffer's structure and shapes, or holds more than capacity.
+    """
+    cap = capacity(buffer)
+    if jax.tree.structure(transitions) != jax.tree.structure(buffer.data):
+        raise ValueError(
+            f"transitions have structure {jax.tree.structure(transitions)}, the buffer holds "
+            f"{jax.tree.structure(buffer.data)} (states given to one but not the other?)"
+        )
+    sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(transitions)}
+    if len(sizes) != 1 or None in sizes:
+        raise ValueError(f"all transition fields need the same leading batch size; got {sorted(map(str, sizes))}")
+    (n,) = sizes
+    if n > cap:
+        raise ValueError(f"cannot add {n} transitions at once to a buffer of capacity {cap}")
+    for name, new, old in zip(Transition._fields, transitions, buffer.data):
+        if new is not None and jnp.shape(new)[1:] != old.shape[1:]:
+            raise ValueError(f"transitions.{name} has per-sample shape {jnp.shape(new)[1:]}, expected {old.shape[1:]}")
+    index = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % cap
+    data = jax.tree.map(lambda old, new: old.at[index].set(jnp.asarray(new, old.dtype)), buffer.data, transitions)
+    return ReplayState(data, (buffer.position + n) % cap, jnp.minimum(buffer.size + n, cap))
+
+
+def sample(buffer: ReplayState, key: jax.Array, shape: int | tuple[int, ...]) -> Transition:
+    """Draws transitions uniformly with replacement among the filled entries; leaves get leading ``shape``.
+
+    The buffer must hold at least one transition (inside jit this cannot be checked; an empty buffer yields
+    entry 0 of its zero-initialised storage).
+    """
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    index = jax.random.randint(key, shape, 0, jnp.maximum(buffer.size, 1))
+    return jax.tree.map(lambda x: x[index], buffer.data)
