@@ -175,7 +175,8 @@ def init(
         critic_opt_state=spec.critic_optimizer.init(critic_params),
         observation_stats=scaler.init(obs_layout.size),
         state_stats=None if state_layout is None else scaler.init(state_layout.size),
-        noise=config.exploration_noise,
+        # Noise parameters become float32 leaves, so they can be swept with vmap like the other hyperparameters.
+        noise=jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), config.exploration_noise),
         noise_state=noise_lib.init_state(num_envs, act_layout.size),
         hyperparams=Hyperparams(
             discount_factor=jnp.asarray(config.discount_factor, jnp.float32),
@@ -316,8 +317,11 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
 
 def _learning_rate(opt_state: Any) -> Optional[jax.Array]:
     """The injected learning rate of an optax state (``optax.inject_hyperparams``), if it has one."""
-    lr = optax.tree_utils.tree_get(opt_state, "learning_rate", None)
-    return None if lr is None else jnp.asarray(lr, jnp.float32)
+    is_injected = lambda s: isinstance(getattr(s, "hyperparams", None), dict)  # noqa: E731
+    for state in jax.tree.leaves(opt_state, is_leaf=is_injected):
+        if is_injected(state) and "learning_rate" in state.hyperparams:
+            return jnp.asarray(state.hyperparams["learning_rate"], jnp.float32)
+    return None
 
 
 def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -376,8 +380,8 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
         "target_mean": jnp.mean(y),
         "target_min": jnp.min(y),
         "target_max": jnp.max(y),
-        "critic_grad_norm": optax.global_norm(critic_grads),
-        "policy_grad_norm": optax.global_norm(policy_grads),
+        "critic_grad_norm": optax.tree.norm(critic_grads),
+        "policy_grad_norm": optax.tree.norm(policy_grads),
     }
     for name, opt_state in (("policy", policy_opt_state), ("critic", critic_opt_state)):
         lr = _learning_rate(opt_state)
