@@ -12,7 +12,7 @@ standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.netwo
 
 from ddpgx import losses, networks, noise, replay, scaler, spaces
 from ddpgx.config import DDPGConfig
-from ddpgx.core import AgentSpec, Hyperparams, TrainState, act, init, update, update_from_replay
+from ddpgx.core import AgentSpec, Hyperparams, TrainState, act, add_and_update, init, update, update_from_replay
 from ddpgx.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx.types import Transition
 
@@ -27,6 +27,7 @@ __all__ = [
     "TrainState",
     "Transition",
     "act",
+    "add_and_update",
     "init",
     "losses",
     "networks",

@@ -211,7 +211,6 @@ def _standardize(config: DDPGConfig, stats: scaler.ScalerState, x: jax.Array, en
     return scaler.standardize(stats, x, config.preprocessor_epsilon, config.preprocessor_clip)
 
 
-@functools.partial(jax.jit, static_argnames=("explore",))
 def act(
     train_state: TrainState,
     observations: Any,
@@ -233,8 +232,18 @@ def act(
       ``(actions [num_envs, *action_shape], train_state, info)``, ``info["noise"]`` the scaled noise added
       (zeros where no noise applied).
     """
+    actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore, episode_starts)
+    return actions, train_state.replace(key=key, noise_state=noise_state), info
+
+
+@functools.partial(jax.jit, static_argnums=(4,))
+def _act(train_state, observations, timestep, timesteps, explore, episode_starts):
+    """The jitted body of :func:`act`. It returns only what changes (key and noise state), not the whole train
+    state: a jitted function's outputs are fresh buffers, and copying all parameters at each step costs more than
+    acting."""
     spec = train_state.spec
     config = spec.config
+    key, noise_state = train_state.key, train_state.noise_state
     obs = spaces.flatten(spec.observation, observations, "observations")
     if obs.ndim != 2:
         raise ValueError(f"observations must have one batch dimension [num_envs, ...]; got flattened shape {obs.shape}")
@@ -245,8 +254,7 @@ def act(
     applied = jnp.zeros_like(actions)
 
     if explore:
-        key, noise_key, uniform_key = jax.random.split(train_state.key, 3)
-        noise_state = train_state.noise_state
+        key, noise_key, uniform_key = jax.random.split(key, 3)
         if episode_starts is not None:
             noise_state = noise_lib.reset(noise_state, jnp.asarray(episode_starts, bool))
         random_phase = jnp.asarray(timestep) < config.random_timesteps
@@ -261,10 +269,9 @@ def act(
         if config.random_timesteps > 0:
             uniform = jax.random.uniform(uniform_key, actions.shape, jnp.float32, low, high)
             actions = jnp.where(random_phase, uniform, actions)
-        train_state = train_state.replace(key=key, noise_state=noise_state)
 
     actions = jnp.clip(actions, low, high)
-    return actions.reshape((obs.shape[0],) + spec.action.shape), train_state, {"noise": applied}
+    return actions.reshape((obs.shape[0],) + spec.action.shape), key, noise_state, {"noise": applied}
 
 
 def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
@@ -433,3 +440,14 @@ def update_from_replay(train_state: TrainState, buffer: replay.ReplayState) -> t
     key, sample_key = jax.random.split(train_state.key)
     batch = replay.sample(buffer, sample_key, (config.gradient_steps, config.batch_size))
     return _scan_updates(train_state.replace(key=key), _prepare_batch(train_state.spec, batch))
+
+
+@functools.partial(jax.jit, donate_argnums=(0, 1))
+def add_and_update(
+    train_state: TrainState, buffer: replay.ReplayState, transitions: Transition
+) -> tuple[TrainState, replay.ReplayState, dict[str, jax.Array]]:
+    """Adds a batch of transitions (one per environment) to ``buffer``, then :func:`update_from_replay`, as one
+    jitted call: what an environment loop runs each step once learning has started. Both states are donated."""
+    buffer = replay.add(buffer, transitions)
+    train_state, metrics = update_from_replay(train_state, buffer)
+    return train_state, buffer, metrics

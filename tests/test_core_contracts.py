@@ -93,10 +93,10 @@ def test_no_recompilation_across_calls_and_states():
     assert ddpgx.update._cache_size() == size
     ts_act = small_state(config)
     ddpgx.act(ts_act, np.zeros((1, 3), np.float32), timestep=0, timesteps=10)
-    act_size = ddpgx.act._cache_size()
+    act_size = ddpgx.core._act._cache_size()
     for t in range(1, 5):
         _, ts_act, _ = ddpgx.act(ts_act, np.zeros((1, 3), np.float32), timestep=t, timesteps=10)
-    assert ddpgx.act._cache_size() == act_size
+    assert ddpgx.core._act._cache_size() == act_size
 
 
 def test_update_composes_in_lax_scan_and_matches_a_python_loop():
