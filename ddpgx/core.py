@@ -256,6 +256,11 @@ def _act(train_state, observations, timestep, timesteps, explore, episode_starts
     if explore:
         key, noise_key, uniform_key = jax.random.split(key, 3)
         if episode_starts is not None:
+            if jnp.shape(episode_starts) != (obs.shape[0],):
+                raise ValueError(
+                    f"episode_starts has shape {jnp.shape(episode_starts)}, expected ({obs.shape[0]},): one flag per "
+                    "environment"
+                )
             noise_state = noise_lib.reset(noise_state, jnp.asarray(episode_starts, bool))
         random_phase = jnp.asarray(timestep) < config.random_timesteps
         if train_state.noise is not None:

@@ -64,20 +64,26 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
       ValueError: if the batch does not match the buffer's structure and shapes, or holds more than capacity.
     """
     cap = capacity(buffer)
-    if jax.tree.structure(transitions) != jax.tree.structure(buffer.data):
-        raise ValueError(
-            f"transitions have structure {jax.tree.structure(transitions)}, the buffer holds "
-            f"{jax.tree.structure(buffer.data)} (states given to one but not the other?)"
-        )
-    sizes = {jnp.shape(x)[0] if jnp.ndim(x) else None for x in jax.tree.leaves(transitions)}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"all transition fields need the same leading batch size; got {sorted(map(str, sizes))}")
+    if not isinstance(transitions, Transition):
+        raise ValueError(f"transitions must be a ddpgx.Transition, got {type(transitions).__name__}")
+    for name, new, old in zip(Transition._fields, transitions, buffer.data):
+        if jax.tree.structure(new) != jax.tree.structure(old):
+            raise ValueError(
+                f"transitions.{name} has structure {jax.tree.structure(new)}, the buffer holds {jax.tree.structure(old)}"
+            )
+        for (path, leaf), stored in zip(jax.tree_util.tree_leaves_with_path(new), jax.tree.leaves(old)):
+            if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[1:] != stored.shape[1:]:
+                expected = "(" + ", ".join(map(str, ("n",) + stored.shape[1:])) + ("," if stored.ndim == 1 else "") + ")"
+                raise ValueError(
+                    f"transitions.{name}{jax.tree_util.keystr(path)} has shape {jnp.shape(leaf)}, expected {expected} "
+                    "for n transitions"
+                )
+    sizes = {jnp.shape(x)[0] for x in jax.tree.leaves(transitions)}
+    if len(sizes) != 1:
+        raise ValueError(f"all transition fields need the same leading batch size; got {sorted(sizes)}")
     (n,) = sizes
     if n > cap:
         raise ValueError(f"cannot add {n} transitions at once to a buffer of capacity {cap}")
-    for name, new, old in zip(Transition._fields, transitions, buffer.data):
-        if new is not None and jnp.shape(new)[1:] != old.shape[1:]:
-            raise ValueError(f"transitions.{name} has per-sample shape {jnp.shape(new)[1:]}, expected {old.shape[1:]}")
     index = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % cap
     data = jax.tree.map(lambda old, new: old.at[index].set(jnp.asarray(new, old.dtype)), buffer.data, transitions)
     return ReplayState(data, (buffer.position + n) % cap, jnp.minimum(buffer.size + n, cap))

@@ -34,6 +34,8 @@ def init(size: int) -> ScalerState:
 def update(state: ScalerState, x: jax.Array) -> ScalerState:
     """Merges a batch ``x`` of shape ``[..., size]`` (all leading dimensions are samples) into the statistics."""
     x = jnp.reshape(x, (-1, x.shape[-1])).astype(jnp.float32)
+    if x.shape[0] == 0:  # no samples: nothing to merge (and no 0/0)
+        return state
     n = jnp.asarray(x.shape[0], jnp.float32)
     batch_mean = jnp.mean(x, axis=0)
     batch_m2 = jnp.sum(jnp.square(x - batch_mean), axis=0)

@@ -95,8 +95,13 @@ def action_layout(space: Any) -> ActionLayout:
     """
     if not isinstance(space, gymnasium.spaces.Box):
         raise ValueError(
-            f"action_space={space!r} is not supported: DDPG needs a bounded continuous gymnasium Box action space "
-            "(its policy is deterministic and learned through dQ/da)"
+            f"action_space={space!r} is not supported: DDPG needs a bounded Box action space (continuous, with "
+            "finite low and high; its deterministic policy is learned through dQ/da)"
+        )
+    if not np.issubdtype(space.dtype, np.floating):
+        raise ValueError(
+            f"action_space={space!r} has integer dtype {space.dtype}: DDPG needs a bounded Box action space of a "
+            "floating dtype (its actions are continuous)"
         )
     low = np.asarray(space.low, dtype=np.float64).reshape(-1)
     high = np.asarray(space.high, dtype=np.float64).reshape(-1)
@@ -146,7 +151,7 @@ def flatten(layout: InputLayout, inputs: Any, name: str = "observations") -> jax
         lead = _lead_shape(array.shape, layout.shapes[0], name)
         return array.reshape(lead + (layout.size,)).astype(jnp.float32)
     # A Dict space given as an already flattened array.
-    lead = _lead_shape(array.shape, (layout.size,), name)
+    _lead_shape(array.shape, (layout.size,), name)
     return array.astype(jnp.float32)
 
 
