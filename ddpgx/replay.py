@@ -4,7 +4,9 @@ DDPG is off-policy: it learns from transitions sampled uniformly from a buffer o
 the temporal correlation of consecutive samples (Lillicrap et al. 2015, following DQN). The buffer is a ring of
 fixed capacity holding a :class:`~ddpgx.types.Transition` pytree with a leading ``[capacity]`` axis; ``add``
 writes a batch from N environments at once and wraps around, overwriting the oldest entries; ``sample`` draws
-indices uniformly (with replacement, as skrl's ``RandomMemory`` does) among the filled entries. All three are
+indices uniformly with replacement among the filled entries (skrl's ``RandomMemory`` defaults to sampling
+without replacement, which costs a permutation of the whole buffer per batch; with batches far smaller than the
+buffer the two are practically the same distribution). All three are
 jittable, so sampling can run inside the update's jit and a whole training loop can be one program.
 
 Example:
