@@ -26,7 +26,7 @@ Example:
   ...                          jnp.zeros(4, bool))
   >>> ts, metrics = ddpgx.update(ts, batch)
   >>> sorted(metrics)[:3]
-  ['critic_grad_norm', 'critic_learning_rate', 'critic_loss']
+  ['critic_learning_rate', 'critic_loss', 'policy_learning_rate']
 """
 
 from __future__ import annotations
@@ -392,9 +392,12 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
         "target_mean": jnp.mean(y),
         "target_min": jnp.min(y),
         "target_max": jnp.max(y),
-        "critic_grad_norm": optax.tree.norm(critic_grads),
-        "policy_grad_norm": optax.tree.norm(policy_grads),
     }
+    if config.grad_norm_clip > 0:
+        # Clipping computes these norms anyway (XLA shares the computation); without clipping they would cost an
+        # extra pass over every gradient (about 7% of an update at batch 64), so they are only reported here.
+        metrics["critic_grad_norm"] = optax.tree.norm(critic_grads)
+        metrics["policy_grad_norm"] = optax.tree.norm(policy_grads)
     for name, opt_state in (("policy", policy_opt_state), ("critic", critic_opt_state)):
         lr = _learning_rate(opt_state)
         if lr is not None:
@@ -434,8 +437,9 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
 
     Returns:
       ``(train_state, metrics)``, metrics a dict of scalar arrays: ``critic_loss``, ``policy_loss``,
-      ``q_mean/min/max`` (critic on the sampled actions), ``target_mean/min/max``, ``critic_grad_norm``,
-      ``policy_grad_norm`` (before clipping) and, for injected learning rates, ``policy/critic_learning_rate``.
+      ``q_mean/min/max`` (critic on the sampled actions), ``target_mean/min/max``, with ``grad_norm_clip > 0``
+      ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping), and, for injected learning rates,
+      ``policy_learning_rate`` and ``critic_learning_rate`` (the rates this update used).
     """
     return _scan_updates(train_state, _prepare_batch(train_state.spec, batch))
 

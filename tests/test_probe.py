@@ -64,6 +64,9 @@ def test_learned_q_converges_to_the_analytic_q(terminated, gamma, bootstrap):
         q = ts.spec.critic.apply(ts.critic_params, s, a)
         expected = 1.0 - jnp.square(a - s)[:, 0] + bootstrap
         np.testing.assert_allclose(q, expected, atol=0.08, err_msg=f"Q(s, s + {offset})")
-    policy_actions = ts.spec.policy.apply(ts.policy_params, s)
-    np.testing.assert_allclose(policy_actions, s, atol=0.08)
+    # The policy is only as precise as the critic's slope: an error e in dQ/da moves the argmax of Q*, whose
+    # curvature is -2, by e / 2. So the policy is checked by its regret, Q*(s, s) - Q*(s, mu(s)) = (mu(s) - s)^2.
+    errors = np.abs(np.asarray(ts.spec.policy.apply(ts.policy_params, s)) - np.asarray(s))
+    assert np.max(errors**2) < 0.015, errors.ravel()  # every state within 1.5% of the best one-step reward
+    assert np.mean(errors) < 0.05, errors.ravel()
     assert float(metrics["critic_loss"][-100:].mean()) < 5e-3
