@@ -185,6 +185,8 @@ def _build_jax_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, me
     config.jax.device = cpu  # skrl's default device would otherwise be "cuda:0"
     h1, h2 = hidden
 
+    # Policy and Critic repeat their constructor on purpose: a shared base class with this __init__ breaks flax's
+    # re-instantiation from dataclass fields (the fields then arrive positionally in the wrong order).
     class Policy(DeterministicMixin, Model):
         # flax re-instantiates (clones) modules from their dataclass fields
         # (state_space, parent, name, ...): they must be accepted and passed on

@@ -144,6 +144,12 @@ def init(
         policy = networks.DeterministicPolicy(act_layout.low, act_layout.high, act_layout.shape)
     if critic is None:
         critic = networks.QFunction()
+    for name, module in (("policy", policy), ("critic", critic)):
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"{name}={module!r} is invalid: expected a flax.linen.Module (or None for the default)")
+    for name, opt in (("policy_optimizer", policy_optimizer), ("critic_optimizer", critic_optimizer)):
+        if opt is not None and not isinstance(opt, optax.GradientTransformation):
+            raise ValueError(f"{name}={opt!r} is invalid: expected an optax.GradientTransformation (or None)")
     policy_lr, critic_lr = config.learning_rates
     spec = AgentSpec(
         config=config,

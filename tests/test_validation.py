@@ -287,3 +287,10 @@ def test_scaler_ignores_an_empty_batch():
     same = ddpgx.scaler.update(stats, np.zeros((0, 2), np.float32))
     for a, b in zip(stats, same):
         np.testing.assert_array_equal(a, b)
+
+
+def test_init_rejects_non_module_networks_and_non_optax_optimizers():
+    with pytest.raises(ValueError, match=r"policy='mlp' is invalid: expected a flax.linen.Module"):
+        ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), OBS_SPACE, ACT_SPACE, policy="mlp")
+    with pytest.raises(ValueError, match=r"critic_optimizer=0.001 is invalid: expected an optax.GradientTransformation"):
+        ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), OBS_SPACE, ACT_SPACE, critic_optimizer=1e-3)
