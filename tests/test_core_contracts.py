@@ -187,7 +187,7 @@ def test_user_flax_modules_replace_the_defaults():
 
 
 def test_default_policy_respects_asymmetric_bounds():
-    space = gymnasium.spaces.Box(np.array([0.0, -5.0]), np.array([1.0, -4.0]), dtype=np.float32)
+    space = gymnasium.spaces.Box(np.array([0.0, -5.0], np.float32), np.array([1.0, -4.0], np.float32))
     ts = ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), OBS_SPACE, space)
     obs = np.random.default_rng(0).normal(0, 100, (256, 3)).astype(np.float32)
     actions, _, _ = ddpgx.act(ts, obs, explore=False)
