@@ -48,7 +48,7 @@ def test_jit_and_no_jit_agree():
     ts_jit, m_jit = ddpgx.update(small_state(), batch)
     with jax.disable_jit():
         ts_eager, m_eager = ddpgx.update(small_state(), batch)
-    for a, b in zip(numeric_leaves(ts_jit), numeric_leaves(ts_eager)):
+    for a, b in zip(numeric_leaves(ts_jit), numeric_leaves(ts_eager), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for name in m_jit:
         np.testing.assert_allclose(m_jit[name], m_eager[name], rtol=1e-5, atol=1e-6)
@@ -106,7 +106,7 @@ def test_update_composes_in_lax_scan_and_matches_a_python_loop():
     for i in range(4):
         ts_loop, last = ddpgx.update(ts_loop, jax.tree.map(lambda x: x[i], batches))
     assert metrics["critic_loss"].shape == (4,)
-    for a, b in zip(numeric_leaves(ts_scan), numeric_leaves(ts_loop)):
+    for a, b in zip(numeric_leaves(ts_scan), numeric_leaves(ts_loop), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 

@@ -467,7 +467,7 @@ def test_explore_false_is_deterministic_and_pure(case):
         np.testing.assert_allclose(actions, expected, rtol=1e-6, atol=1e-6)  # jit vs eager rounding only
         np.testing.assert_array_equal(info["noise"], 0.0)
         assert jax.tree.structure(new_ts) == jax.tree.structure(ts)
-        for a, b in zip(before, leaves(new_ts)):
+        for a, b in zip(before, leaves(new_ts), strict=True):
             np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(deterministic(ts, obs), actions)  # repeatable
 

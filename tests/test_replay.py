@@ -38,7 +38,7 @@ def assert_ring(buffer, slots, position):
     assert int(buffer.size) == sum(s is not None for s in slots)
     filled = np.array([s is not None for s in slots])
     expected = items([s if s is not None else 0 for s in slots])
-    for name, got, want in zip(Transition._fields, buffer.data, expected):
+    for name, got, want in zip(Transition._fields, buffer.data, expected, strict=True):
         if want is None:
             assert got is None
             continue
@@ -54,7 +54,7 @@ def test_init_layout():
     buffer = replay.init(5, example(states=True))
     assert replay.capacity(buffer) == 5
     assert int(buffer.position) == 0 and int(buffer.size) == 0
-    shapes = {name: (x.shape, x.dtype) for name, x in zip(Transition._fields, buffer.data)}
+    shapes = {name: (x.shape, x.dtype) for name, x in zip(Transition._fields, buffer.data, strict=True)}
     assert shapes == {"observations": ((5, 3), jnp.float32), "actions": ((5, 1), jnp.float32),
                       "rewards": ((5,), jnp.float32), "next_observations": ((5, 3), jnp.float32),
                       "terminated": ((5,), jnp.bool_), "states": ((5, 2), jnp.float32),
@@ -160,7 +160,7 @@ def test_sample_returns_only_filled_entries_uniformly():
     result = stats.chisquare(counts[1:8])  # H0: uniform over the 7 filled entries (6 degrees of freedom)
     assert result.pvalue > P_MIN, result
     # Every field of a sampled transition comes from the same entry.
-    for name, got, expected in zip(Transition._fields, batch, items(ids.ravel())):
+    for name, got, expected in zip(Transition._fields, batch, items(ids.ravel()), strict=True):
         if expected is not None:
             np.testing.assert_array_equal(np.asarray(got).reshape(np.shape(expected)), expected, err_msg=name)
     # Another key, other draws; the same key, the same draws.
@@ -189,7 +189,7 @@ def test_sample_and_add_inside_jit():
     key = jax.random.key(3)
     jitted = jax.jit(replay.sample, static_argnums=2)(buffer, key, SHAPE)
     eager = replay.sample(buffer, key, SHAPE)
-    for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager)):
+    for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager), strict=True):
         np.testing.assert_array_equal(a, b)
 
     # A whole collection loop as one program: add inside lax.scan, then sample inside the same jit.
@@ -232,7 +232,7 @@ def test_update_from_replay_samples_only_filled_entries():
         np.testing.assert_allclose(ts.observation_stats.mean, c, rtol=1e-6)
         np.testing.assert_allclose(ts.observation_stats.var, 0.0, atol=1e-10)
         assert all(np.isfinite(float(v)) for v in metrics.values())
-    for a, b in zip(before, jax.tree.leaves(buffer)):  # the buffer is only read
+    for a, b in zip(before, jax.tree.leaves(buffer), strict=True):  # the buffer is only read
         np.testing.assert_array_equal(a, b)
 
 

@@ -88,7 +88,7 @@ def test_jit_equals_eager():
         chunk = jnp.asarray(data[start:start + size])
         start += size
         eager, jitted = scaler.update(eager, chunk), update(jitted, chunk)
-        for a, b in zip(eager, jitted):
+        for a, b in zip(eager, jitted, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
     assert_matches_numpy(jitted, data)
     x = jnp.asarray(data[:100])

@@ -79,9 +79,9 @@ def adam_step(params, grads, m, v, t, lr, clip, b1=0.9, b2=0.999, eps=1e-8):
         norm = global_norm(grads)
         grads = [[g * min(1.0, clip / norm) for g in layer] for layer in grads]
     new_p, new_m, new_v = [], [], []
-    for p_l, g_l, m_l, v_l in zip(params, grads, m, v):
+    for p_l, g_l, m_l, v_l in zip(params, grads, m, v, strict=True):
         new_p.append([]), new_m.append([]), new_v.append([])
-        for p, g, mm, vv in zip(p_l, g_l, m_l, v_l):
+        for p, g, mm, vv in zip(p_l, g_l, m_l, v_l, strict=True):
             mm = b1 * mm + (1 - b1) * g
             vv = b2 * vv + (1 - b2) * g * g
             m_hat, v_hat = mm / (1 - b1**t), vv / (1 - b2**t)
@@ -131,7 +131,7 @@ class ReferenceDDPG:
         policy_grad_norm = global_norm(pgrads)
         self.policy, self.pm, self.pv = adam_step(self.policy, pgrads, self.pm, self.pv, self.t, self.lr_policy, self.clip)
         # Polyak: theta' <- tau theta + (1 - tau) theta'
-        soft = lambda new, old: [[self.tau * n + (1 - self.tau) * o for n, o in zip(ln, lo)] for ln, lo in zip(new, old)]  # noqa: E731
+        soft = lambda new, old: [[self.tau * n + (1 - self.tau) * o for n, o in zip(ln, lo, strict=True)] for ln, lo in zip(new, old, strict=True)]  # noqa: E731
         self.target_policy = soft(self.policy, self.target_policy)
         self.target_critic = soft(self.critic, self.target_critic)
         return dict(critic_loss=critic_loss, policy_loss=policy_loss, q_mean=q.mean(), q_min=q.min(), q_max=q.max(),
@@ -162,7 +162,7 @@ def make_state(config, seed=0):
 
 
 def assert_params_close(flax_params, ref_layers, atol=1e-5):
-    for (w, b), (rw, rb) in zip(layers_of(flax_params), ref_layers):
+    for (w, b), (rw, rb) in zip(layers_of(flax_params), ref_layers, strict=True):
         np.testing.assert_allclose(w, rw, atol=atol, rtol=1e-5)
         np.testing.assert_allclose(b, rb, atol=atol, rtol=1e-5)
 

@@ -285,7 +285,7 @@ def test_act_rejects_episode_starts_of_the_wrong_shape():
 def test_scaler_ignores_an_empty_batch():
     stats = ddpgx.scaler.update(ddpgx.scaler.init(2), np.array([[1.0, 2.0], [3.0, 6.0]], np.float32))
     same = ddpgx.scaler.update(stats, np.zeros((0, 2), np.float32))
-    for a, b in zip(stats, same):
+    for a, b in zip(stats, same, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
