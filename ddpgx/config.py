@@ -66,18 +66,22 @@ class DDPGConfig:
         _positive_int("gradient_steps", self.gradient_steps)
         _real_in("discount_factor", self.discount_factor, 0.0, 1.0)
         _real_in("polyak", self.polyak, 0.0, 1.0)
-        for name, lr in zip(("policy learning_rate", "critic learning_rate"), self.learning_rates):
+        if isinstance(self.learning_rate, (tuple, list)):
+            if len(self.learning_rate) != 2:
+                raise ValueError(
+                    f"learning_rate={self.learning_rate!r} is invalid: expected a float or a (policy, critic) pair"
+                )
+            object.__setattr__(self, "learning_rate", tuple(self.learning_rate))  # keep the config hashable
+        for name, lr in zip(("policy learning_rate", "critic learning_rate"), self.learning_rates, strict=True):
             if not callable(lr):
                 _real_in(name, lr, 0.0, math.inf, low_open=True)
-        if isinstance(self.learning_rate, (tuple, list)) and len(self.learning_rate) != 2:
-            raise ValueError(f"learning_rate={self.learning_rate!r} is invalid: expected a float or a (policy, critic) pair")
-        if isinstance(self.learning_rate, list):
-            object.__setattr__(self, "learning_rate", tuple(self.learning_rate))  # keep the config hashable
         _real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
         _nonnegative_int("random_timesteps", self.random_timesteps)
         noise_lib.validate(self.exploration_noise)
         if self.exploration_scheduler is not None and not callable(self.exploration_scheduler):
-            raise ValueError(f"exploration_scheduler={self.exploration_scheduler!r} is invalid: expected a callable or None")
+            raise ValueError(
+                f"exploration_scheduler={self.exploration_scheduler!r} is invalid: expected a callable or None"
+            )
         for name in ("observation_preprocessor", "state_preprocessor"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")

@@ -290,7 +290,7 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
     if not isinstance(batch, Transition):
         raise ValueError(f"batch must be a ddpgx.Transition, got {type(batch).__name__}")
     steps = spec.config.gradient_steps
-    lead = spaces.lead_shape(spec.observation, batch.observations, "batch.observations")
+    observations, lead = spaces.flatten_with_batch_shape(spec.observation, batch.observations, "batch.observations")
     if len(lead) == 1 and steps != 1:
         raise ValueError(
             f"gradient_steps={steps} needs a batch with leading dimensions [{steps}, batch_size] (one minibatch "
@@ -311,9 +311,10 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
         return to_steps(x.reshape(lead).astype(jnp.float32))
 
     def inputs(x, layout, name):
-        if spaces.lead_shape(layout, x, f"batch.{name}") != lead:
-            raise ValueError(f"batch.{name} has batch shape {spaces.lead_shape(layout, x)}, expected {lead}")
-        return to_steps(spaces.flatten(layout, x, f"batch.{name}"))
+        flat, got = spaces.flatten_with_batch_shape(layout, x, f"batch.{name}")
+        if got != lead:
+            raise ValueError(f"batch.{name} has batch shape {got}, expected {lead}")
+        return to_steps(flat)
 
     actions = jnp.asarray(batch.actions)
     if actions.shape not in (lead + spec.action.shape, lead + (spec.action.size,)):
@@ -323,7 +324,7 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
     if spec.state is not None and (batch.states is None or batch.next_states is None):
         raise ValueError("the train state was made with a state_space, so the batch needs states and next_states")
     return Transition(
-        observations=inputs(batch.observations, spec.observation, "observations"),
+        observations=to_steps(observations),
         actions=to_steps(actions.reshape(lead + (spec.action.size,)).astype(jnp.float32)),
         rewards=vector(batch.rewards, "rewards"),
         next_observations=inputs(batch.next_observations, spec.observation, "next_observations"),

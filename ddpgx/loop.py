@@ -16,7 +16,7 @@ import gymnasium
 import jax
 import numpy as np
 
-from ddpgx import core, replay
+from ddpgx import core, replay, spaces
 from ddpgx.config import DDPGConfig
 from ddpgx.noise import OrnsteinUhlenbeckNoise
 from ddpgx.types import Transition
@@ -81,18 +81,12 @@ def true_next_observations(next_obs: Any, infos: dict, done: np.ndarray) -> Any:
     def patch(array, key=None):
         array = np.array(array, copy=True)
         for i in np.nonzero(mask)[0]:
-            array[i] = final[i] if key is None else _get(final[i], key)
+            array[i] = final[i] if key is None else spaces.get_path(final[i], key, "final_obs")
         return array
 
     if isinstance(next_obs, dict):
         return _map_dict(next_obs, patch)
     return patch(next_obs)
-
-
-def _get(tree, path):
-    for key in path:
-        tree = tree[key]
-    return tree
 
 
 def _map_dict(tree, fn, path=()):
@@ -112,7 +106,6 @@ def train(
         ts = core.init(jax.random.key(loop.seed), config, env.single_observation_space, env.single_action_space,
                        num_envs=loop.num_envs)
         obs, _ = env.reset(seed=loop.seed)
-        env.action_space.seed(loop.seed)
         example = Transition(
             observations=jax.tree.map(lambda x: np.asarray(x[0], np.float32), obs),
             actions=np.zeros(env.single_action_space.shape, np.float32),

@@ -71,11 +71,13 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
     for name, new, old in zip(Transition._fields, transitions, buffer.data):
         if jax.tree.structure(new) != jax.tree.structure(old):
             raise ValueError(
-                f"transitions.{name} has structure {jax.tree.structure(new)}, the buffer holds {jax.tree.structure(old)}"
+                f"transitions.{name} has structure {jax.tree.structure(new)}, "
+                f"the buffer holds {jax.tree.structure(old)}"
             )
         for (path, leaf), stored in zip(jax.tree_util.tree_leaves_with_path(new), jax.tree.leaves(old)):
             if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[1:] != stored.shape[1:]:
-                expected = "(" + ", ".join(map(str, ("n",) + stored.shape[1:])) + ("," if stored.ndim == 1 else "") + ")"
+                dims = ("n",) + stored.shape[1:]
+                expected = "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
                 raise ValueError(
                     f"transitions.{name}{jax.tree_util.keystr(path)} has shape {jnp.shape(leaf)}, expected {expected} "
                     "for n transitions"

@@ -126,33 +126,43 @@ def flatten(layout: InputLayout, inputs: Any, name: str = "observations") -> jax
     nested mapping of arrays for a ``Dict`` space. The batch dimensions are whatever leads the space's shape.
 
     Raises:
-      ValueError: naming the field and the shapes when the trailing shape does not match the space.
+      ValueError: naming the field and the shapes when the structure or trailing shape does not match the space.
     """
+    return flatten_with_batch_shape(layout, inputs, name)[0]
+
+
+def flatten_with_batch_shape(
+    layout: InputLayout, inputs: Any, name: str = "observations"
+) -> tuple[jax.Array, tuple[int, ...]]:
+    """Like :func:`flatten`, also returning the batch dimensions of ``inputs``."""
     if isinstance(inputs, dict):
         if layout.keys is None:
             raise ValueError(f"{name} is a dict but the space is a Box of shape {layout.shapes[0]}")
         parts = []
         batch = None
-        for path, shape in zip(layout.keys, layout.shapes):
-            leaf = inputs
-            for key in path:
-                if not isinstance(leaf, dict) or key not in leaf:
-                    raise ValueError(f"{name} has no entry {'/'.join(path)!r}; the Dict space has keys {layout.keys}")
-                leaf = leaf[key]
-            leaf = jnp.asarray(leaf)
+        for path, shape in zip(layout.keys, layout.shapes, strict=True):
+            leaf = jnp.asarray(get_path(inputs, path, name, layout.keys))
             lead = _lead_shape(leaf.shape, shape, f"{name}[{'/'.join(path)!r}]")
             if batch is not None and lead != batch:
                 raise ValueError(f"{name} entries disagree on batch shape: {batch} vs {lead} at {'/'.join(path)!r}")
             batch = lead
             parts.append(leaf.reshape(lead + (-1,)).astype(jnp.float32))
-        return jnp.concatenate(parts, axis=-1)
+        return jnp.concatenate(parts, axis=-1), batch
     array = jnp.asarray(inputs)
-    if layout.keys is None:
-        lead = _lead_shape(array.shape, layout.shapes[0], name)
-        return array.reshape(lead + (layout.size,)).astype(jnp.float32)
-    # A Dict space given as an already flattened array.
-    _lead_shape(array.shape, (layout.size,), name)
-    return array.astype(jnp.float32)
+    # A Box space, or a Dict space given as an already flattened array.
+    trailing = layout.shapes[0] if layout.keys is None else (layout.size,)
+    lead = _lead_shape(array.shape, trailing, name)
+    return array.reshape(lead + (layout.size,)).astype(jnp.float32), lead
+
+
+def get_path(tree: Any, path: tuple[str, ...], name: str = "observations", keys: Any = None) -> Any:
+    """The entry of a nested mapping at ``path``, with an error naming what is missing."""
+    for key in path:
+        if not isinstance(tree, dict) or key not in tree:
+            known = f"; the Dict space has keys {keys}" if keys else ""
+            raise ValueError(f"{name} has no entry {'/'.join(path)!r}{known}")
+        tree = tree[key]
+    return tree
 
 
 def _lead_shape(shape: tuple[int, ...], trailing: tuple[int, ...], name: str) -> tuple[int, ...]:
@@ -160,15 +170,3 @@ def _lead_shape(shape: tuple[int, ...], trailing: tuple[int, ...], name: str) ->
     if len(shape) < n or tuple(shape[len(shape) - n :]) != tuple(trailing):
         raise ValueError(f"{name} has shape {tuple(shape)}, expected (*batch, {', '.join(map(str, trailing))})")
     return tuple(shape[: len(shape) - n])
-
-
-def lead_shape(layout: InputLayout, inputs: Any, name: str = "observations") -> tuple[int, ...]:
-    """The batch dimensions of ``inputs`` (validated like :func:`flatten`)."""
-    if isinstance(inputs, dict):
-        path, shape = layout.keys[0], layout.shapes[0]
-        leaf = inputs
-        for key in path:
-            leaf = leaf[key]
-        return _lead_shape(jnp.shape(leaf), shape, name)
-    trailing = layout.shapes[0] if layout.keys is None else (layout.size,)
-    return _lead_shape(jnp.shape(inputs), trailing, name)

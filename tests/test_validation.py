@@ -294,3 +294,12 @@ def test_init_rejects_non_module_networks_and_non_optax_optimizers():
         ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), OBS_SPACE, ACT_SPACE, policy="mlp")
     with pytest.raises(ValueError, match=r"critic_optimizer=0.001 is invalid: expected an optax.GradientTransformation"):
         ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), OBS_SPACE, ACT_SPACE, critic_optimizer=1e-3)
+
+
+def test_update_rejects_dict_batch_with_a_missing_entry():
+    space = Dict({"pos": Box(-1.0, 1.0, (2,)), "vel": Box(-1.0, 1.0, (1,))})
+    ts = small_state(ddpgx.DDPGConfig(batch_size=2), observation_space=space)
+    obs = {"pos": np.zeros((2, 2), np.float32)}
+    batch = Transition(obs, np.zeros((2, 1), np.float32), np.zeros(2, np.float32), obs, np.zeros(2, bool))
+    with pytest.raises(ValueError, match=re.escape("batch.observations has no entry 'vel'")):
+        ddpgx.update(ts, batch)
