@@ -1,0 +1,129 @@
+"""The configuration of the torch core: ``ddpgx.DDPGConfig``'s fields and meanings, plus ``mixed_precision``.
+
+One word per quantity (STYLE.md, 12), as in ``ddpgx``: ``polyak`` is skrl's tau, the weight of the *online*
+parameters in ``theta' <- polyak * theta + (1 - polyak) * theta'`` (0.005 by default).
+
+``mixed_precision``: ``False`` (float32), ``True`` (bf16 on CPU, fp16 on CUDA: torch.autocast's defaults),
+``"bf16"`` or ``"fp16"``. Parameters, optimizer states, losses and targets stay float32; matmuls run in the lower
+precision under ``torch.autocast``. With fp16 a ``torch.amp.GradScaler`` scales the losses (bf16 has float32's
+exponent range and needs no scaling, so the scaler is disabled there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Callable, Optional, Union
+
+import torch
+
+from ddpgx_torch import noise as noise_lib
+
+MIXED_PRECISION = (False, True, "bf16", "fp16")
+
+
+@dataclasses.dataclass(frozen=True)
+class DDPGConfig:
+    """Hyperparameters of the torch core; defaults follow skrl's ``DDPG_CFG`` (see ``ddpgx.DDPGConfig``).
+
+    Attributes:
+      batch_size: transitions (sequences, for a recurrent policy) per gradient step.
+      gradient_steps: gradient steps per update call.
+      discount_factor: gamma, in [0, 1].
+      polyak: target-network step, in [0, 1].
+      learning_rate: Adam step size for both networks, or a ``(policy, critic)`` pair.
+      grad_norm_clip: clip each network's gradient to this global norm; ``<= 0`` disables clipping.
+      random_timesteps: timesteps at the start of training whose actions are uniform in the action bounds.
+      exploration_noise: ``GaussianNoise``, ``OrnsteinUhlenbeckNoise``, a ``torch.distributions.Distribution``, or
+        None.
+      exploration_scheduler: ``(timestep, timesteps) -> scale`` multiplying the noise.
+      observation_preprocessor / state_preprocessor: standardise with running statistics.
+      preprocessor_epsilon / preprocessor_clip: ``clip((x - mean) / (std + eps), -clip, clip)``.
+      mixed_precision: ``False``, ``True``, ``"bf16"`` or ``"fp16"`` (see the module docstring).
+    """
+
+    batch_size: int = 64
+    gradient_steps: int = 1
+    discount_factor: float = 0.99
+    polyak: float = 0.005
+    learning_rate: Union[float, tuple[float, float]] = 1e-3
+    grad_norm_clip: float = 0.0
+    random_timesteps: int = 0
+    exploration_noise: Optional[Any] = None
+    exploration_scheduler: Optional[Callable[[Any, Any], Any]] = None
+    observation_preprocessor: bool = False
+    state_preprocessor: bool = False
+    preprocessor_epsilon: float = 1e-8
+    preprocessor_clip: float = 5.0
+    mixed_precision: Union[bool, str] = False
+
+    def __post_init__(self):
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("gradient_steps", self.gradient_steps)
+        _real_in("discount_factor", self.discount_factor, 0.0, 1.0)
+        _real_in("polyak", self.polyak, 0.0, 1.0)
+        if isinstance(self.learning_rate, (tuple, list)):
+            if len(self.learning_rate) != 2:
+                raise ValueError(
+                    f"learning_rate={self.learning_rate!r} is invalid: expected a float or a (policy, critic) pair"
+                )
+            object.__setattr__(self, "learning_rate", tuple(self.learning_rate))
+        for name, lr in zip(("policy learning_rate", "critic learning_rate"), self.learning_rates, strict=True):
+            _real_in(name, lr, 0.0, math.inf, low_open=True)
+        _real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
+        _nonnegative_int("random_timesteps", self.random_timesteps)
+        noise_lib.validate(self.exploration_noise)
+        if self.exploration_scheduler is not None and not callable(self.exploration_scheduler):
+            raise ValueError(
+                f"exploration_scheduler={self.exploration_scheduler!r} is invalid: expected a callable or None"
+            )
+        for name in ("observation_preprocessor", "state_preprocessor"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")
+        _real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)
+        _real_in("preprocessor_clip", self.preprocessor_clip, 0.0, math.inf, low_open=True)
+        if not any(self.mixed_precision is m or (isinstance(m, str) and self.mixed_precision == m)
+                   for m in MIXED_PRECISION):
+            raise ValueError(
+                f"mixed_precision={self.mixed_precision!r} is invalid: expected False, True, 'bf16' or 'fp16'"
+            )
+
+    @property
+    def learning_rates(self) -> tuple[float, float]:
+        """``(policy, critic)`` learning rates."""
+        if isinstance(self.learning_rate, tuple):
+            return self.learning_rate
+        return (self.learning_rate, self.learning_rate)
+
+    def autocast_dtype(self, device_type: str) -> Optional[torch.dtype]:
+        """The autocast dtype on a device type (``"cpu"``, ``"cuda"``), or None for float32."""
+        if self.mixed_precision is False:
+            return None
+        if self.mixed_precision == "fp16":
+            return torch.float16
+        if self.mixed_precision == "bf16":
+            return torch.bfloat16
+        return torch.float16 if device_type == "cuda" else torch.bfloat16
+
+    def replace(self, **changes) -> "DDPGConfig":
+        """A copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
+
+
+def _nonnegative_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 0")
+
+
+def _real_in(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bounds = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name}={value!r} is invalid: expected a finite number in {bounds}")

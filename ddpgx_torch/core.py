@@ -1,0 +1,622 @@
+"""DDPG in PyTorch as functions over a train state: ``init``, ``act``, ``update`` and ``update_from_replay``.
+
+The torch twin of :mod:`ddpgx.core`: same steps, same order, same metric keys (a reader can diff the two files).
+Each gradient step (Lillicrap et al. 2015, arXiv:1509.02971, Algorithm 1):
+
+1. target ``y = r + gamma (1 - terminated) Q'(s', mu'(s'))`` from the target networks, under ``torch.no_grad``;
+2. one Adam step on the critic's mean squared TD error;
+3. one Adam step on the policy's loss ``-mean Q(s, mu(s))`` through the critic just updated (skrl/SB3 order); the
+   critic's parameters are frozen for this backward pass, so their unused weight gradients are not computed;
+4. Polyak averaging of both targets, ``theta' <- polyak theta + (1 - polyak) theta'`` (one ``_foreach_lerp_``).
+
+torch is imperative, so the train state's modules and optimizers are updated in place; the functions still return
+the train state, so code written against ``ddpgx`` reads the same. Metrics are a flat dict of 0-d tensors; nothing
+calls ``.item()`` (no host synchronisation on an accelerator).
+
+Optional parts of the one implementation (no copied variants, STYLE.md 11):
+
+* **Recurrent core** (``DDPG_RNN``): a policy whose ``get_specification()`` has an ``"rnn"`` entry (skrl's
+  convention: ``{"rnn": {"sequence_length": L, "sizes": [(num_layers, num_envs, hidden), ...]}}``). Batches are
+  sequences ``[batch, L]``, flattened batch-major to ``[batch * L]`` for the models, with the policy's stored hidden
+  states (``inputs["rnn"]``, each ``[num_layers, batch * L, hidden]``) and the ``terminated``/``truncated`` flags,
+  exactly what skrl's recurrent models expect; each model takes the hidden state of sequence step 0, and the target
+  models (roles ``target_policy``/``target_critic``) that of step 1, since they read the next observations.
+* **Mixed precision**: ``torch.autocast`` around the network calls, one ``torch.amp.GradScaler`` shared by both
+  optimizers (``unscale_`` before clipping, ``step`` per optimizer, one ``update`` per gradient step).
+* **Distributed SPMD** (``torch.distributed``, e.g. launched by ``torchrun``): :func:`init` broadcasts rank 0's
+  parameters; gradients are all-reduced and averaged before clipping and stepping; running statistics are merged
+  from every rank's batch. With a per-rank batch of ``B / world_size`` this gives the numbers of one process on a
+  batch of ``B``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any, NamedTuple, Optional, Sequence
+
+import gymnasium
+import torch
+from torch import nn
+
+from ddpgx_torch import losses, networks, scaler, spaces
+from ddpgx_torch import noise as noise_lib
+from ddpgx_torch import replay as replay_lib
+from ddpgx_torch.config import DDPGConfig
+from ddpgx_torch.types import Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class RNNSpec:
+    """A recurrent policy's hidden-state layout, from its ``get_specification()``."""
+
+    sequence_length: int
+    sizes: tuple[tuple[int, int, int], ...]  # (num_layers, num_envs, hidden) per state tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """The static part of a train state: configuration, layouts and how to call the networks."""
+
+    config: DDPGConfig
+    observation: spaces.InputLayout
+    state: Optional[spaces.InputLayout]  # None without a state space
+    action: spaces.ActionLayout
+    model_api: str  # "module": policy(obs), critic(inputs, actions); "skrl": model.act(inputs_dict, role=...)
+    rnn: Optional[RNNSpec]  # None for a feed-forward policy
+    device: torch.device
+    autocast_dtype: Optional[torch.dtype]  # None: float32
+    world_size: int  # > 1 under torch.distributed
+
+
+class Hyperparams(NamedTuple):
+    """Numbers one may change between updates (learning rates live in the optimizers' param groups)."""
+
+    discount_factor: float
+    polyak: float
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything DDPG's functions read and write. Replace fields with ``train_state.replace(...)``."""
+
+    policy: nn.Module  # mu_theta
+    critic: nn.Module  # Q_phi
+    target_policy: nn.Module  # mu_theta' (parameters frozen: requires_grad False)
+    target_critic: nn.Module  # Q_phi'
+    policy_optimizer: torch.optim.Optimizer
+    critic_optimizer: torch.optim.Optimizer
+    grad_scaler: torch.amp.GradScaler  # enabled only for fp16 mixed precision
+    observation_stats: scaler.ScalerState  # [obs_size]
+    state_stats: Optional[scaler.ScalerState]  # [state_size]; None without a state space
+    noise: Any  # exploration noise parameters or None
+    noise_state: torch.Tensor  # [num_envs, action_size] float32, Ornstein-Uhlenbeck process value
+    rnn_states: list[torch.Tensor]  # the policy's hidden states while acting, each [num_layers, num_envs, hidden]
+    hyperparams: Hyperparams
+    step: int  # gradient steps taken
+    generator: torch.Generator  # all of this train state's randomness
+    spec: AgentSpec
+
+    def replace(self, **changes) -> "TrainState":
+        return dataclasses.replace(self, **changes)
+
+
+def adam(params: Sequence[torch.Tensor], learning_rate: float, device: torch.device) -> torch.optim.Optimizer:
+    """Adam (torch's defaults: betas 0.9/0.999, eps 1e-8, as optax's), with the fused kernel where torch has one."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=learning_rate, fused=device.type in ("cpu", "cuda"))
+    except (RuntimeError, ValueError):  # an unsupported device or dtype for the fused kernel
+        return torch.optim.Adam(params, lr=learning_rate, foreach=True)
+
+
+def _rnn_spec(policy: nn.Module) -> Optional[RNNSpec]:
+    get = getattr(policy, "get_specification", None)
+    spec = get() if callable(get) else {}
+    rnn = (spec or {}).get("rnn")
+    if not rnn or not rnn.get("sizes"):
+        return None
+    length = rnn.get("sequence_length", 1)
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise ValueError(f"the policy's get_specification()['rnn']['sequence_length']={length!r} is invalid: "
+                         "expected an integer >= 1")
+    sizes = tuple(tuple(int(d) for d in size) for size in rnn["sizes"])
+    if any(len(size) != 3 for size in sizes):
+        raise ValueError(f"the policy's get_specification()['rnn']['sizes']={rnn['sizes']!r} is invalid: expected "
+                         "(num_layers, num_envs, hidden) triples")
+    return RNNSpec(length, sizes)
+
+
+def _world_size() -> int:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
+
+
+def init(
+    seed: int | torch.Generator,
+    config: DDPGConfig,
+    observation_space: gymnasium.Space,
+    action_space: gymnasium.Space,
+    *,
+    state_space: Optional[gymnasium.Space] = None,
+    policy: Optional[nn.Module] = None,
+    critic: Optional[nn.Module] = None,
+    target_policy: Optional[nn.Module] = None,
+    target_critic: Optional[nn.Module] = None,
+    num_envs: int = 1,
+    device: Any = None,
+) -> TrainState:
+    """Creates a train state: networks, their targets (copies), Adam optimizers, statistics and noise.
+
+    Args:
+      seed: an integer seed (for the default networks' initialisation and all later randomness) or a
+        ``torch.Generator``.
+      config: the configuration.
+      observation_space: a ``Box`` or ``Dict``-of-``Box`` gymnasium space (Dict observations are flattened).
+      action_space: a bounded ``Box``.
+      state_space: optional privileged critic input (skrl 2.x ``states``).
+      policy, critic: ``torch.nn.Module``s (``policy(obs [B, obs_size]) -> [B, *action_shape]``,
+        ``critic(inputs [B, n], actions [B, action_size]) -> [B]``), or skrl-style models
+        (:class:`ddpgx_torch.models.Model` with ``act(inputs, role=...)``); default: 400-300 ReLU MLPs.
+      target_policy, target_critic: the target networks (their parameters are overwritten by copies of the
+        online ones); default: deep copies.
+      num_envs: environments acting in parallel.
+      device: torch device (default: CPU).
+
+    Raises:
+      ValueError: for an unsupported space, a bad ``num_envs``, a model of the wrong kind or output shape.
+    """
+    if not isinstance(config, DDPGConfig):
+        raise ValueError(f"config={config!r} is invalid: expected a ddpgx_torch.DDPGConfig")
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs={num_envs!r} is invalid: expected an integer >= 1")
+    device = torch.device(device if device is not None else "cpu")
+    if isinstance(seed, torch.Generator):
+        generator = seed
+    elif isinstance(seed, int) and not isinstance(seed, bool):
+        generator = torch.Generator(device=device).manual_seed(seed)
+    else:
+        raise ValueError(f"seed={seed!r} is invalid: expected an int or a torch.Generator")
+    obs_layout = spaces.input_layout(observation_space, "observation_space")
+    state_layout = None if state_space is None else spaces.input_layout(state_space, "state_space")
+    act_layout = spaces.action_layout(action_space)
+    critic_in = obs_layout.size if state_layout is None else state_layout.size
+    if policy is None or critic is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=generator, device=generator.device)))
+            if policy is None:
+                policy = networks.DeterministicPolicy(obs_layout.size, act_layout.low, act_layout.high,
+                                                      act_layout.shape)
+            if critic is None:
+                critic = networks.QFunction(critic_in, act_layout.size)
+    for name, module in (("policy", policy), ("critic", critic), ("target_policy", target_policy),
+                         ("target_critic", target_critic)):
+        if module is not None and not isinstance(module, nn.Module):
+            raise ValueError(f"{name}={module!r} is invalid: expected a torch.nn.Module")
+    skrl_style = [hasattr(m, "act") and hasattr(m, "compute") for m in (policy, critic)]
+    if skrl_style[0] != skrl_style[1]:
+        raise ValueError("policy and critic must both be plain torch modules or both skrl-style models "
+                         f"(policy is {type(policy).__name__}, critic is {type(critic).__name__})")
+    policy, critic = policy.to(device), critic.to(device)
+    target_policy = copy.deepcopy(policy) if target_policy is None else target_policy.to(device)
+    target_critic = copy.deepcopy(critic) if target_critic is None else target_critic.to(device)
+    world_size = _world_size()
+    if world_size > 1:  # every rank starts from rank 0's parameters
+        for module in (policy, critic):
+            for tensor in list(module.parameters()) + list(module.buffers()):
+                torch.distributed.broadcast(tensor.data, src=0)
+    with torch.no_grad():
+        for target, online in ((target_policy, policy), (target_critic, critic)):
+            target_params, online_params = list(target.parameters()), list(online.parameters())
+            if [p.shape for p in target_params] != [p.shape for p in online_params]:
+                raise ValueError(f"the target network {type(target).__name__} does not have the parameter shapes "
+                                 f"of its online network {type(online).__name__}")
+            for t, o in zip(target_params, online_params, strict=True):
+                t.copy_(o)
+                t.requires_grad_(False)
+    rnn = _rnn_spec(policy) if skrl_style[0] else None
+    policy_lr, critic_lr = config.learning_rates
+    autocast_dtype = config.autocast_dtype(device.type)
+    spec = AgentSpec(
+        config=config, observation=obs_layout, state=state_layout, action=act_layout,
+        model_api="skrl" if skrl_style[0] else "module", rnn=rnn, device=device, autocast_dtype=autocast_dtype,
+        world_size=world_size,
+    )  # fmt: skip
+    ts = TrainState(
+        policy=policy,
+        critic=critic,
+        target_policy=target_policy,
+        target_critic=target_critic,
+        policy_optimizer=adam(policy.parameters(), policy_lr, device),
+        critic_optimizer=adam(critic.parameters(), critic_lr, device),
+        grad_scaler=torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16),
+        observation_stats=scaler.init(obs_layout.size, device),
+        state_stats=None if state_layout is None else scaler.init(state_layout.size, device),
+        noise=config.exploration_noise,
+        noise_state=noise_lib.init_state(num_envs, act_layout.size, device),
+        rnn_states=[torch.zeros((s[0], num_envs, s[2]), device=device) for s in rnn.sizes] if rnn else [],
+        hyperparams=Hyperparams(float(config.discount_factor), float(config.polyak)),
+        step=0,
+        generator=generator,
+        spec=spec,
+    )
+    # Validate the output shapes now, with a clear message.
+    with torch.no_grad():
+        obs = torch.zeros((num_envs, obs_layout.size), device=device)
+        states = None if state_layout is None else torch.zeros((num_envs, state_layout.size), device=device)
+        _set_training(ts, False)
+        extras = {"rnn": ts.rnn_states} if rnn else {}
+        actions, _ = _policy_actions(spec, policy, obs, states, extras, "policy")
+        _critic_values(spec, critic, obs, states, actions, extras, "critic")
+    return ts
+
+
+def _policy_actions(spec, module, obs, states, extras, role) -> tuple[torch.Tensor, dict]:
+    """The policy's actions ``[N, action_size]`` for preprocessed inputs, and the model's extra outputs."""
+    if spec.model_api == "skrl":
+        actions, outputs = module.act({"observations": obs, "states": states, **extras}, role=role)
+    else:
+        actions, outputs = module(obs), {}
+    n = obs.shape[0]
+    if actions.shape[0] != n or actions.numel() != n * spec.action.size:
+        raise ValueError(f"the {role} returned actions of shape {tuple(actions.shape)}, expected "
+                         f"{(n,) + spec.action.shape}")
+    return actions.reshape(n, spec.action.size), outputs
+
+
+def _critic_values(spec, module, obs, states, actions, extras, role) -> torch.Tensor:
+    """The critic's values ``[N]`` (a trailing dimension of 1 is accepted)."""
+    if spec.model_api == "skrl":
+        q, _ = module.act({"observations": obs, "states": states, "taken_actions": actions, **extras}, role=role)
+    else:
+        q = module(obs if states is None else states, actions)
+    n = obs.shape[0]
+    if q.shape not in ((n,), (n, 1)):
+        raise ValueError(f"the {role} returned values of shape {tuple(q.shape)}, expected ({n},)")
+    return q.reshape(n)
+
+
+def _standardize(config: DDPGConfig, stats: scaler.ScalerState, x: torch.Tensor, enabled: bool) -> torch.Tensor:
+    if not enabled:
+        return x
+    return scaler.standardize(stats, x, config.preprocessor_epsilon, config.preprocessor_clip)
+
+
+def _set_training(ts: TrainState, enabled: bool) -> None:
+    """skrl-style recurrent models read ``self.training`` to tell a rollout step from training sequences."""
+    for module in (ts.policy, ts.critic, ts.target_policy, ts.target_critic):
+        if module.training != enabled:
+            module.train(enabled)
+
+
+def act(
+    train_state: TrainState,
+    observations: Any,
+    *,
+    timestep: int = 0,
+    timesteps: int = 1,
+    explore: bool = True,
+    episode_starts: Any = None,
+    states: Any = None,
+) -> tuple[torch.Tensor, TrainState, dict[str, Any]]:
+    """Actions for a batch of observations ``[num_envs, ...]`` (a tensor/array, or a dict for a Dict space).
+
+    As :func:`ddpgx.act`: with ``explore=False`` the deterministic policy clipped to the bounds; with
+    ``explore=True`` uniform random actions while ``timestep < random_timesteps``, then ``mu(s) + scale * noise``,
+    clipped. ``episode_starts`` (bool ``[num_envs]``) zeros the OU state, and a recurrent policy's hidden state, of
+    environments whose episode starts at this step. ``states`` is the environment's state (skrl 2.x), passed to
+    skrl-style models.
+
+    Returns:
+      ``(actions [num_envs, *action_shape], train_state, info)``: ``info["noise"]`` the scaled noise added, and for
+      a recurrent policy ``info["rnn_states"]``, the hidden states this step started from (each
+      ``[num_envs, num_layers, hidden]``, to store with the transition).
+    """
+    spec, config = train_state.spec, train_state.spec.config
+    obs = spaces.flatten(spec.observation, observations, "observations", spec.device)
+    if obs.ndim != 2:
+        raise ValueError(f"observations must have one batch dimension [num_envs, ...]; got flattened shape "
+                         f"{tuple(obs.shape)}")
+    n = obs.shape[0]
+    if episode_starts is not None:
+        episode_starts = torch.as_tensor(episode_starts, device=spec.device).to(torch.bool)
+        if tuple(episode_starts.shape) != (n,):
+            raise ValueError(f"episode_starts has shape {tuple(episode_starts.shape)}, expected ({n},): one flag "
+                             "per environment")
+    state_in = None
+    if states is not None and spec.state is not None:
+        state_in = _standardize(config, train_state.state_stats,
+                                spaces.flatten(spec.state, states, "states", spec.device), config.state_preprocessor)
+    info: dict[str, Any] = {}
+    extras = {}
+    if spec.rnn:
+        rnn_states = train_state.rnn_states
+        if episode_starts is not None and bool(episode_starts.any()):
+            rnn_states = [torch.where(episode_starts.view(1, -1, 1), 0.0, s) for s in rnn_states]
+        extras = {"rnn": rnn_states}
+        info["rnn_states"] = [s.transpose(0, 1) for s in rnn_states]
+    with torch.no_grad():
+        _set_training(train_state, False)
+        obs = _standardize(config, train_state.observation_stats, obs, config.observation_preprocessor)
+        with torch.autocast(spec.device.type, dtype=spec.autocast_dtype or torch.float32,
+                            enabled=spec.autocast_dtype is not None):
+            actions, outputs = _policy_actions(spec, train_state.policy, obs, state_in, extras, "policy")
+        actions = actions.float()
+        if spec.rnn:
+            train_state.rnn_states = [s.detach() for s in outputs.get("rnn", extras["rnn"])]
+        low = torch.as_tensor(spec.action.low, dtype=torch.float32, device=spec.device)
+        high = torch.as_tensor(spec.action.high, dtype=torch.float32, device=spec.device)
+        applied = torch.zeros_like(actions)
+        if explore:
+            if episode_starts is not None:
+                train_state.noise_state = noise_lib.reset(train_state.noise_state, episode_starts)
+            if timestep < config.random_timesteps:
+                # skrl draws no noise while acting randomly; the OU process is held still there.
+                u = torch.rand(actions.shape, generator=train_state.generator, device=spec.device)
+                actions = low + u * (high - low)
+            elif train_state.noise is not None:
+                values, train_state.noise_state = noise_lib.sample(train_state.noise, train_state.noise_state,
+                                                                   train_state.generator, tuple(actions.shape))
+                if config.exploration_scheduler is not None:
+                    values = values * float(config.exploration_scheduler(timestep, timesteps))
+                applied = values
+                actions = actions + applied
+        actions = torch.clamp(actions, low, high)
+    info["noise"] = applied
+    return actions.reshape((n,) + spec.action.shape), train_state, info
+
+
+def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
+    """Validates a batch and returns it flattened, float32 on the device, with leading ``[gradient_steps, batch]``
+    (recurrent: ``[gradient_steps, batch, L]``)."""
+    if not isinstance(batch, Transition):
+        raise ValueError(f"batch must be a ddpgx_torch.Transition, got {type(batch).__name__}")
+    steps = spec.config.gradient_steps
+    seq = () if spec.rnn is None else (spec.rnn.sequence_length,)
+    device = spec.device
+    observations, lead = spaces.flatten_with_batch_shape(spec.observation, batch.observations,
+                                                         "batch.observations", device)
+    core = lead[: len(lead) - len(seq)]
+    if seq and tuple(lead[len(core):]) != seq:
+        raise ValueError(f"batch.observations has batch shape {lead}: a recurrent policy with sequence_length "
+                         f"{seq[0]} needs [batch, {seq[0]}] or [gradient_steps, batch, {seq[0]}]")
+    if len(core) == 1 and steps != 1:
+        raise ValueError(
+            f"gradient_steps={steps} needs a batch with leading dimensions [{steps}, batch_size] (one minibatch "
+            f"per step), got observations with batch shape {lead}; or use ddpgx_torch.update_from_replay"
+        )
+    if len(core) == 2 and core[0] != steps:
+        raise ValueError(f"the batch has {core[0]} minibatches (leading dimension) but gradient_steps={steps}")
+    if len(core) not in (1, 2) or core[-1] < 1:
+        raise ValueError(f"batch.observations has batch shape {lead}, expected [batch] or [gradient_steps, batch]")
+
+    def to_steps(x):
+        return x.reshape((steps, core[-1]) + seq + tuple(x.shape[len(lead):]))
+
+    def as_tensor(x):
+        return x.to(device) if isinstance(x, torch.Tensor) else torch.as_tensor(x, device=device)
+
+    def vector(x, name):
+        x = as_tensor(x)
+        if tuple(x.shape) not in (lead, lead + (1,)):
+            raise ValueError(f"batch.{name} has shape {tuple(x.shape)}, expected {lead} or {lead + (1,)}")
+        return to_steps(x.reshape(lead).float())
+
+    def inputs(x, layout, name):
+        flat, got = spaces.flatten_with_batch_shape(layout, x, f"batch.{name}", device)
+        if got != lead:
+            raise ValueError(f"batch.{name} has batch shape {got}, expected {lead}")
+        return to_steps(flat)
+
+    actions = as_tensor(batch.actions)
+    if tuple(actions.shape) not in (lead + spec.action.shape, lead + (spec.action.size,)):
+        raise ValueError(f"batch.actions has shape {tuple(actions.shape)}, expected {lead + spec.action.shape}")
+    if spec.state is None and (batch.states is not None or batch.next_states is not None):
+        raise ValueError("batch has states but the train state was made without a state_space")
+    if spec.state is not None and (batch.states is None or batch.next_states is None):
+        raise ValueError("the train state was made with a state_space, so the batch needs states and next_states")
+    rnn_states = None
+    if spec.rnn is not None:
+        if batch.rnn_states is None or len(batch.rnn_states) != len(spec.rnn.sizes):
+            raise ValueError(f"a recurrent policy needs batch.rnn_states: {len(spec.rnn.sizes)} tensors "
+                             "[*batch, num_layers, hidden]")
+        rnn_states = []
+        for i, (s, size) in enumerate(zip(batch.rnn_states, spec.rnn.sizes, strict=True)):
+            s = as_tensor(s).float()
+            if tuple(s.shape) != lead + (size[0], size[2]):
+                raise ValueError(f"batch.rnn_states[{i}] has shape {tuple(s.shape)}, expected "
+                                 f"{lead + (size[0], size[2])}")
+            rnn_states.append(to_steps(s))
+    truncated = batch.truncated if batch.truncated is not None else torch.zeros(lead, dtype=torch.bool)
+    return Transition(
+        observations=to_steps(observations),
+        actions=to_steps(actions.reshape(lead + (spec.action.size,)).float()),
+        rewards=vector(batch.rewards, "rewards"),
+        next_observations=inputs(batch.next_observations, spec.observation, "next_observations"),
+        terminated=vector(batch.terminated, "terminated"),
+        states=None if spec.state is None else inputs(batch.states, spec.state, "states"),
+        next_states=None if spec.state is None else inputs(batch.next_states, spec.state, "next_states"),
+        truncated=vector(truncated, "truncated"),
+        rnn_states=rnn_states,
+    )
+
+
+def _all_reduce_mean(tensors: list[torch.Tensor], world_size: int) -> None:
+    """Averages ``tensors`` over all ranks in place, as one flat all-reduce."""
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    torch.distributed.all_reduce(flat)
+    flat.div_(world_size)
+    torch._foreach_copy_(tensors, [f.view_as(t) for f, t in zip(flat.split([t.numel() for t in tensors]), tensors,
+                                                                  strict=True)])
+
+
+def _all_gather(x: torch.Tensor) -> torch.Tensor:
+    parts = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(parts, x.contiguous())
+    return torch.cat(parts)
+
+
+def _optimizer_step(ts: TrainState, loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer,
+                    metrics: dict, name: str) -> None:
+    """Backward pass, all-reduce, clipping on unscaled gradients, and the optimizer step through the scaler."""
+    spec, config = ts.spec, ts.spec.config
+    optimizer.zero_grad(set_to_none=True)
+    ts.grad_scaler.scale(loss).backward()
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if spec.world_size > 1:
+        _all_reduce_mean(grads, spec.world_size)
+    if config.grad_norm_clip > 0:
+        ts.grad_scaler.unscale_(optimizer)
+        # optax.clip_by_global_norm's formula: g * min(1, clip / ||g||) (torch's clip_grad_norm_ adds 1e-6 to the
+        # norm; this keeps the two backends equal).
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        torch._foreach_mul_(grads, torch.clamp(config.grad_norm_clip / norm, max=1.0))
+        metrics[f"{name}_grad_norm"] = norm.detach()
+    ts.grad_scaler.step(optimizer)
+
+
+def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]:
+    """One DDPG gradient step on a prepared minibatch ``[batch, ...]`` (recurrent: ``[batch, L, ...]``)."""
+    spec, config, hp = ts.spec, ts.spec.config, ts.hyperparams
+    if spec.rnn is not None:  # skrl's layout: sequences flattened batch-major, hidden states [layers, B * L, H]
+        flat = lambda x: None if x is None else x.reshape((-1,) + tuple(x.shape[2:]))  # noqa: E731
+        extras = {
+            "rnn": [s.reshape((-1,) + tuple(s.shape[2:])).transpose(0, 1) for s in batch.rnn_states],
+            "terminated": flat(batch.terminated).bool().unsqueeze(-1),
+            "truncated": flat(batch.truncated).bool().unsqueeze(-1),
+        }
+        batch = Transition(*(flat(x) for x in batch[:8]))
+        _set_training(ts, True)
+    else:
+        extras = {}
+    autocast = dict(device_type=spec.device.type, dtype=spec.autocast_dtype or torch.float32,
+                    enabled=spec.autocast_dtype is not None)
+
+    with torch.no_grad():
+        # Running statistics are updated from the sampled batch (observations and next observations together) and
+        # the same statistics standardise both, as in ddpgx.
+        if config.observation_preprocessor:
+            both = torch.cat([batch.observations, batch.next_observations])
+            ts.observation_stats = scaler.update(ts.observation_stats,
+                                                 _all_gather(both) if spec.world_size > 1 else both)
+        obs_tm1 = _standardize(config, ts.observation_stats, batch.observations, config.observation_preprocessor)
+        obs_t = _standardize(config, ts.observation_stats, batch.next_observations, config.observation_preprocessor)
+        states_tm1 = states_t = None
+        if spec.state is not None:
+            if config.state_preprocessor:
+                both = torch.cat([batch.states, batch.next_states])
+                ts.state_stats = scaler.update(ts.state_stats, _all_gather(both) if spec.world_size > 1 else both)
+            states_tm1 = _standardize(config, ts.state_stats, batch.states, config.state_preprocessor)
+            states_t = _standardize(config, ts.state_stats, batch.next_states, config.state_preprocessor)
+
+        # 1. Target from the target networks.
+        with torch.autocast(**autocast):
+            a_t, _ = _policy_actions(spec, ts.target_policy, obs_t, states_t, extras, "target_policy")
+            q_t = _critic_values(spec, ts.target_critic, obs_t, states_t, a_t, extras, "target_critic")
+        discount_t = hp.discount_factor * (1.0 - batch.terminated)
+        target = losses.td_target(batch.rewards, discount_t, q_t)
+
+    metrics: dict[str, torch.Tensor] = {}
+    # 2. Critic step.
+    with torch.autocast(**autocast):
+        q = _critic_values(spec, ts.critic, obs_tm1, states_tm1, batch.actions, extras, "critic")
+    critic_loss, critic_aux = losses.critic_loss(q, target)
+    _optimizer_step(ts, critic_loss, ts.critic, ts.critic_optimizer, metrics, "critic")
+
+    # 3. Policy step through the critic just updated; the critic's weight gradients are not needed.
+    critic_params = list(ts.critic.parameters())
+    for p in critic_params:
+        p.requires_grad_(False)
+    try:
+        with torch.autocast(**autocast):
+            actions, _ = _policy_actions(spec, ts.policy, obs_tm1, states_tm1, extras, "policy")
+            q_policy = _critic_values(spec, ts.critic, obs_tm1, states_tm1, actions, extras, "critic")
+        policy_loss, _ = losses.policy_loss(q_policy)
+        _optimizer_step(ts, policy_loss, ts.policy, ts.policy_optimizer, metrics, "policy")
+    finally:
+        for p in critic_params:
+            p.requires_grad_(True)
+    ts.grad_scaler.update()  # once, after both optimizers have stepped
+
+    # 4. Polyak averaging: theta' <- theta' + polyak * (theta - theta').
+    with torch.no_grad():
+        for target_net, online in ((ts.target_policy, ts.policy), (ts.target_critic, ts.critic)):
+            torch._foreach_lerp_(list(target_net.parameters()), list(online.parameters()), hp.polyak)
+
+    q, y = critic_aux["q"], critic_aux["target"]
+    q_min, q_max = torch.aminmax(q)
+    y_min, y_max = torch.aminmax(y)
+    metrics = {
+        "critic_loss": critic_loss.detach(),
+        "policy_loss": policy_loss.detach(),
+        "q_mean": q.mean(),
+        "q_min": q_min,
+        "q_max": q_max,
+        "target_mean": y.mean(),
+        "target_min": y_min,
+        "target_max": y_max,
+        **metrics,
+    }
+    metrics["policy_learning_rate"] = torch.tensor(ts.policy_optimizer.param_groups[0]["lr"])
+    metrics["critic_learning_rate"] = torch.tensor(ts.critic_optimizer.param_groups[0]["lr"])
+    ts.step += 1
+    return metrics
+
+
+def _run_steps(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, torch.Tensor]]:
+    steps = ts.spec.config.gradient_steps
+    if steps == 1:
+        return ts, _gradient_step(ts, Transition(*(_index(x, 0) for x in batch)))
+    all_metrics = [_gradient_step(ts, Transition(*(_index(x, i) for x in batch))) for i in range(steps)]
+    return ts, {name: torch.stack([m[name] for m in all_metrics]).mean() for name in all_metrics[0]}
+
+
+def _index(x: Any, i: int) -> Any:
+    if x is None:
+        return None
+    if isinstance(x, (list, tuple)):
+        return [s[i] for s in x]
+    return x[i]
+
+
+def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict[str, torch.Tensor]]:
+    """DDPG update on a given batch: ``gradient_steps`` gradient steps.
+
+    Args:
+      train_state: the state (updated in place and returned).
+      batch: a :class:`~ddpgx_torch.types.Transition` with leading ``[batch]`` (``gradient_steps == 1``) or
+        ``[gradient_steps, batch]`` (recurrent: followed by ``[sequence_length]``, with ``rnn_states``); tensors
+        or arrays; rewards and terminated may carry a trailing dimension of 1.
+
+    Returns:
+      ``(train_state, metrics)``, metrics a dict of 0-d tensors with the keys of :func:`ddpgx.update`:
+      ``critic_loss``, ``policy_loss``, ``q_mean/min/max`` (critic on the sampled actions),
+      ``target_mean/min/max``, ``policy_learning_rate``, ``critic_learning_rate``, and with
+      ``grad_norm_clip > 0`` ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping); averaged over the
+      gradient steps.
+    """
+    return _run_steps(train_state, _prepare_batch(train_state.spec, batch))
+
+
+def update_from_replay(
+    train_state: TrainState, buffer: replay_lib.ReplayState
+) -> tuple[TrainState, dict[str, torch.Tensor]]:
+    """DDPG update sampling ``gradient_steps`` minibatches of ``batch_size`` (sequences, for a recurrent policy)
+    uniformly from ``buffer`` with the train state's generator."""
+    spec = train_state.spec
+    config = spec.config
+    length = spec.rnn.sequence_length if spec.rnn else 1
+    metrics_list = []
+    for _ in range(config.gradient_steps):
+        batch = replay_lib.sample(buffer, train_state.generator, config.batch_size, length)
+        lead = tuple(batch.terminated.shape[: 1 + (length > 1)])
+        truncated = batch.truncated if batch.truncated is not None else torch.zeros_like(batch.terminated)
+        batch = batch._replace(rewards=batch.rewards.reshape(lead).float(),
+                               terminated=batch.terminated.reshape(lead).float(),
+                               truncated=truncated.reshape(lead).float())
+        metrics_list.append(_gradient_step(train_state, batch))
+    if len(metrics_list) == 1:
+        return train_state, metrics_list[0]
+    return train_state, {k: torch.stack([m[k] for m in metrics_list]).mean() for k in metrics_list[0]}
