@@ -13,7 +13,16 @@ networks in :mod:`ddpgx_torch.networks` and JAX <-> torch weight conversion in :
 
 from ddpgx_torch import convert, losses, networks, noise, replay, scaler, spaces
 from ddpgx_torch.config import DDPGConfig
-from ddpgx_torch.core import AgentSpec, Hyperparams, RNNSpec, TrainState, act, init, update, update_from_replay
+from ddpgx_torch.core import (
+    AgentSpec,
+    Hyperparams,
+    RNNSpec,
+    TrainState,
+    act,
+    init,
+    update,
+    update_from_replay,
+)
 from ddpgx_torch.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx_torch.types import Transition
 

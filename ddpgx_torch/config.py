@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -47,16 +48,16 @@ class DDPGConfig:
     gradient_steps: int = 1
     discount_factor: float = 0.99
     polyak: float = 0.005
-    learning_rate: Union[float, tuple[float, float]] = 1e-3
+    learning_rate: float | tuple[float, float] = 1e-3
     grad_norm_clip: float = 0.0
     random_timesteps: int = 0
-    exploration_noise: Optional[Any] = None
-    exploration_scheduler: Optional[Callable[[Any, Any], Any]] = None
+    exploration_noise: Any | None = None
+    exploration_scheduler: Callable[[Any, Any], Any] | None = None
     observation_preprocessor: bool = False
     state_preprocessor: bool = False
     preprocessor_epsilon: float = 1e-8
     preprocessor_clip: float = 5.0
-    mixed_precision: Union[bool, str] = False
+    mixed_precision: bool | str = False
 
     def __post_init__(self):
         _positive_int("batch_size", self.batch_size)
@@ -96,7 +97,7 @@ class DDPGConfig:
             return self.learning_rate
         return (self.learning_rate, self.learning_rate)
 
-    def autocast_dtype(self, device_type: str) -> Optional[torch.dtype]:
+    def autocast_dtype(self, device_type: str) -> torch.dtype | None:
         """The autocast dtype on a device type (``"cpu"``, ``"cuda"``), or None for float32."""
         if self.mixed_precision is False:
             return None
@@ -106,7 +107,7 @@ class DDPGConfig:
             return torch.bfloat16
         return torch.float16 if device_type == "cuda" else torch.bfloat16
 
-    def replace(self, **changes) -> "DDPGConfig":
+    def replace(self, **changes) -> DDPGConfig:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
 

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import gymnasium
 import torch
@@ -60,12 +61,12 @@ class AgentSpec:
 
     config: DDPGConfig
     observation: spaces.InputLayout
-    state: Optional[spaces.InputLayout]  # None without a state space
+    state: spaces.InputLayout | None  # None without a state space
     action: spaces.ActionLayout
     model_api: str  # "module": policy(obs), critic(inputs, actions); "skrl": model.act(inputs_dict, role=...)
-    rnn: Optional[RNNSpec]  # None for a feed-forward policy
+    rnn: RNNSpec | None  # None for a feed-forward policy
     device: torch.device
-    autocast_dtype: Optional[torch.dtype]  # None: float32
+    autocast_dtype: torch.dtype | None  # None: float32
     world_size: int  # > 1 under torch.distributed
 
 
@@ -88,7 +89,7 @@ class TrainState:
     critic_optimizer: torch.optim.Optimizer
     grad_scaler: torch.amp.GradScaler  # enabled only for fp16 mixed precision
     observation_stats: scaler.ScalerState  # [obs_size]
-    state_stats: Optional[scaler.ScalerState]  # [state_size]; None without a state space
+    state_stats: scaler.ScalerState | None  # [state_size]; None without a state space
     noise: Any  # exploration noise parameters or None
     noise_state: torch.Tensor  # [num_envs, action_size] float32, Ornstein-Uhlenbeck process value
     rnn_states: list[torch.Tensor]  # the policy's hidden states while acting, each [num_layers, num_envs, hidden]
@@ -97,7 +98,7 @@ class TrainState:
     generator: torch.Generator  # all of this train state's randomness
     spec: AgentSpec
 
-    def replace(self, **changes) -> "TrainState":
+    def replace(self, **changes) -> TrainState:
         return dataclasses.replace(self, **changes)
 
 
@@ -110,7 +111,7 @@ def adam(params: Sequence[torch.Tensor], learning_rate: float, device: torch.dev
         return torch.optim.Adam(params, lr=learning_rate, foreach=True)
 
 
-def _rnn_spec(policy: nn.Module) -> Optional[RNNSpec]:
+def _rnn_spec(policy: nn.Module) -> RNNSpec | None:
     get = getattr(policy, "get_specification", None)
     spec = get() if callable(get) else {}
     rnn = (spec or {}).get("rnn")
@@ -140,11 +141,11 @@ def init(
     observation_space: gymnasium.Space,
     action_space: gymnasium.Space,
     *,
-    state_space: Optional[gymnasium.Space] = None,
-    policy: Optional[nn.Module] = None,
-    critic: Optional[nn.Module] = None,
-    target_policy: Optional[nn.Module] = None,
-    target_critic: Optional[nn.Module] = None,
+    state_space: gymnasium.Space | None = None,
+    policy: nn.Module | None = None,
+    critic: nn.Module | None = None,
+    target_policy: nn.Module | None = None,
+    target_critic: nn.Module | None = None,
     num_envs: int = 1,
     device: Any = None,
 ) -> TrainState:
@@ -481,7 +482,7 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     """One DDPG gradient step on a prepared minibatch ``[batch, ...]`` (recurrent: ``[batch, L, ...]``)."""
     spec, config, hp = ts.spec, ts.spec.config, ts.hyperparams
     if spec.rnn is not None:  # skrl's layout: sequences flattened batch-major, hidden states [layers, B * L, H]
-        flat = lambda x: None if x is None else x.reshape((-1,) + tuple(x.shape[2:]))  # noqa: E731
+        flat = lambda x: None if x is None else x.reshape((-1,) + tuple(x.shape[2:]))
         extras = {
             "rnn": [s.reshape((-1,) + tuple(s.shape[2:])).transpose(0, 1) for s in batch.rnn_states],
             "terminated": flat(batch.terminated).bool().unsqueeze(-1),

@@ -16,10 +16,12 @@ or skrl-style models (:mod:`ddpgx_torch.models`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from ddpgx_torch.models import DeterministicMixin, Model
 
 
 class MLP(nn.Module):
@@ -28,7 +30,7 @@ class MLP(nn.Module):
     def __init__(self, input_size: int, hidden_sizes: Sequence[int], output_size: int):
         super().__init__()
         sizes = [int(input_size), *(int(h) for h in hidden_sizes), int(output_size)]
-        self.layers = nn.ModuleList(nn.Linear(n, m) for n, m in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(nn.Linear(n, m) for n, m in zip(sizes[:-1], sizes[1:], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.layers) - 1
@@ -73,3 +75,98 @@ class QFunction(nn.Module):
 
     def forward(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([inputs, actions.to(inputs.dtype)], dim=-1))[..., 0]
+
+
+class _Recurrent(nn.Module):
+    """A recurrent layer (LSTM, GRU or Elman RNN) run over training sequences with resets at episode ends.
+
+    During rollouts (``training`` False) each call is one step per environment. During updates the inputs are
+    sequences flattened batch-major ``[B * L, features]`` and the hidden states ``[num_layers, B * L, hidden]``
+    (the states stored with each transition); the sequence starts from the state stored at step 0, or at step 1 for
+    the target networks (they read the next observations), and the state is zeroed after any step where an
+    episode ended (terminated or truncated).
+    """
+
+    CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int, sequence_length: int):
+        super().__init__()
+        if cell not in self.CELLS:
+            raise ValueError(f"cell={cell!r} is invalid: expected one of {sorted(self.CELLS)}")
+        self.cell, self.num_layers, self.hidden_size = cell, num_layers, hidden_size
+        self.sequence_length = sequence_length
+        self.rnn = self.CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True)
+
+    def state_count(self) -> int:
+        return 2 if self.cell == "lstm" else 1
+
+    def forward(self, x: torch.Tensor, states: list, inputs: dict, role: str) -> tuple[torch.Tensor, list]:
+        if not self.training:  # rollout: one step for each environment
+            out, new = self.rnn(x.unsqueeze(1), states[0] if self.cell != "lstm" else (states[0], states[1]))
+            return out[:, 0], list(new) if self.cell == "lstm" else [new]
+        length = self.sequence_length
+        start = 1 if role.startswith("target") and length > 1 else 0
+        seq = x.reshape(-1, length, x.shape[-1])
+        h = [s.reshape(self.num_layers, -1, length, s.shape[-1])[:, :, start].contiguous() for s in states]
+        done = None
+        for key in ("terminated", "truncated"):
+            if inputs.get(key) is not None:
+                flag = inputs[key].reshape(-1, length).bool()
+                done = flag if done is None else done | flag
+        cuts = [] if done is None else (done[:, :-1].any(dim=0).nonzero().flatten() + 1).tolist()
+        outs, i0 = [], 0
+        for i1 in cuts + [length]:
+            out, new = self.rnn(seq[:, i0:i1], h[0] if self.cell != "lstm" else (h[0], h[1]))
+            h = list(new) if self.cell == "lstm" else [new]
+            if i1 < length:  # zero the state of sequences whose episode ended at step i1 - 1
+                keep = (~done[:, i1 - 1]).to(h[0].dtype).view(1, -1, 1)
+                h = [s * keep for s in h]
+            outs.append(out)
+            i0 = i1
+        return torch.cat(outs, dim=1).reshape(-1, self.hidden_size), h
+
+
+class RecurrentPolicy(DeterministicMixin, Model):
+    """skrl-style recurrent policy: ``cell`` (``"lstm"``, ``"gru"``, ``"rnn"``) over the observations, then a
+    400-300 ReLU MLP and a tanh scaled to the action bounds (skrl's RNN DDPG example architecture)."""
+
+    def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
+                 num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
+                 hidden_sizes: Sequence[int] = (400, 300)):
+        Model.__init__(self, observation_space, action_space, device)
+        DeterministicMixin.__init__(self, clip_actions=False)
+        self.num_envs = num_envs
+        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
+        self.head = DeterministicPolicy(hidden_size, action_space.low.reshape(-1), action_space.high.reshape(-1),
+                                        action_space.shape, hidden_sizes)
+
+    def get_specification(self):
+        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
+        return {"rnn": {"sequence_length": self.core.sequence_length,
+                        "sizes": [size] * self.core.state_count()}}
+
+    def compute(self, inputs, role=""):
+        features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
+        return self.head(features), {"rnn": states}
+
+class RecurrentQFunction(DeterministicMixin, Model):
+    """skrl-style recurrent critic: ``cell`` over the observations (starting from the policy's stored hidden
+    states, as in skrl's DDPG_RNN), then ``Q = MLP(concat(features, action))``."""
+
+    def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
+                 num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
+                 hidden_sizes: Sequence[int] = (400, 300)):
+        Model.__init__(self, observation_space, action_space, device)
+        DeterministicMixin.__init__(self, clip_actions=False)
+        self.num_envs = num_envs
+        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
+        self.head = QFunction(hidden_size, self.num_actions, hidden_sizes)
+
+    def get_specification(self):
+        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
+        return {"rnn": {"sequence_length": self.core.sequence_length,
+                        "sizes": [size] * self.core.state_count()}}
+
+    def compute(self, inputs, role=""):
+        features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
+        return self.head(features, inputs["taken_actions"]), {"rnn": states}

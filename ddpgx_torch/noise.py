@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import torch
 
@@ -86,7 +86,7 @@ def reset(noise_state: torch.Tensor, episode_starts: torch.Tensor) -> torch.Tens
 
 
 def sample(
-    noise: Noise, noise_state: torch.Tensor, generator: Optional[torch.Generator], shape: tuple[int, ...]
+    noise: Noise, noise_state: torch.Tensor, generator: torch.Generator | None, shape: tuple[int, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draws noise of ``shape`` = ``[batch, action_size]``.
 

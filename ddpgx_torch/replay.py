@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class ReplayState:
 
 def _leaves(t: Transition) -> list[tuple[str, Any]]:
     out = []
-    for name, value in zip(Transition._fields, t):
+    for name, value in zip(Transition._fields, t, strict=True):
         if value is None:
             continue
         if name == "rnn_states":
@@ -75,7 +75,7 @@ def init(capacity: int, example: Transition, *, num_envs: int = 1, device: Any =
         return torch.zeros((rows, num_envs) + tuple(x.shape), dtype=x.dtype, device=device)
 
     fields = {}
-    for name, value in zip(Transition._fields, example):
+    for name, value in zip(Transition._fields, example, strict=True):
         if value is None:
             fields[name] = None
         elif name == "rnn_states":
@@ -115,7 +115,7 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
 
 
 def sample_indexes(
-    buffer: ReplayState, generator: Optional[torch.Generator], batch_size: int, sequence_length: int = 1
+    buffer: ReplayState, generator: torch.Generator | None, batch_size: int, sequence_length: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and environment indexes of a sample: rows ``[batch_size, sequence_length]``, envs ``[batch_size, 1]``.
 
@@ -150,7 +150,7 @@ def gather(buffer: ReplayState, rows: torch.Tensor, envs: torch.Tensor, sequence
         return x.reshape((-1,) + tuple(x.shape[2:])).index_select(0, flat).reshape(lead + tuple(x.shape[2:]))
 
     fields = {}
-    for name, value in zip(Transition._fields, buffer.data):
+    for name, value in zip(Transition._fields, buffer.data, strict=True):
         if value is None:
             fields[name] = None
         elif name == "rnn_states":
@@ -161,7 +161,7 @@ def gather(buffer: ReplayState, rows: torch.Tensor, envs: torch.Tensor, sequence
 
 
 def sample(
-    buffer: ReplayState, generator: Optional[torch.Generator], batch_size: int, sequence_length: int = 1
+    buffer: ReplayState, generator: torch.Generator | None, batch_size: int, sequence_length: int = 1
 ) -> Transition:
     """``batch_size`` transitions (leaves ``[batch_size, ...]``) uniformly with replacement, or with
     ``sequence_length > 1`` that many sequences (leaves ``[batch_size, sequence_length, ...]``) that never

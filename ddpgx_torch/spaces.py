@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddpgx.spaces import ActionLayout, InputLayout, action_layout, get_path, input_layout
+from ddpgx.spaces import (
+    ActionLayout,
+    InputLayout,
+    action_layout,
+    get_path,
+    input_layout,
+)
 
 __all__ = ["ActionLayout", "InputLayout", "action_layout", "flatten", "flatten_with_batch_shape", "input_layout"]
 

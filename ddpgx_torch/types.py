@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -22,7 +23,7 @@ class Transition(NamedTuple):
     rewards: torch.Tensor  # [*batch] float32
     next_observations: torch.Tensor  # [*batch, obs_size] float32
     terminated: torch.Tensor  # [*batch] bool
-    states: Optional[torch.Tensor] = None  # [*batch, state_size] float32
-    next_states: Optional[torch.Tensor] = None  # [*batch, state_size] float32
-    truncated: Optional[torch.Tensor] = None  # [*batch] bool, recurrent models only
-    rnn_states: Optional[Sequence[torch.Tensor]] = None  # each [*batch, num_layers, hidden], recurrent only
+    states: torch.Tensor | None = None  # [*batch, state_size] float32
+    next_states: torch.Tensor | None = None  # [*batch, state_size] float32
+    truncated: torch.Tensor | None = None  # [*batch] bool, recurrent models only
+    rnn_states: Sequence[torch.Tensor] | None = None  # each [*batch, num_layers, hidden], recurrent only

@@ -14,9 +14,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import test_update_reference as ref  # noqa: E402 -- tests/ is on sys.path under pytest
+
 import ddpgx  # noqa: E402
 import ddpgx_torch  # noqa: E402
-import test_update_reference as ref  # noqa: E402  (tests/ is on sys.path under pytest)
 from ddpgx_torch import convert  # noqa: E402
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (ref.OBS,), np.float32)

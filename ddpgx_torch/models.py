@@ -1,0 +1,154 @@
+"""skrl-style models: a ``Model`` base and a ``DeterministicMixin``, so skrl 2.x DDPG models port by import change.
+
+A model is a ``torch.nn.Module`` whose ``compute(inputs, role)`` returns ``(output, outputs_dict)``; ``inputs`` is
+a dict with ``"observations"``, ``"states"``, for critics ``"taken_actions"``, and for recurrent models ``"rnn"``
+(the hidden states) plus ``"terminated"``/``"truncated"``. A recurrent model declares its hidden-state sizes in
+``get_specification()``: ``{"rnn": {"sequence_length": L, "sizes": [(num_layers, num_envs, hidden), ...]}}``.
+The mixin's ``act(inputs, role=...)`` calls ``compute`` and optionally clips the actions to the action space.
+
+These are the documented skrl 2.x interfaces (``skrl.models.torch.Model``, ``DeterministicMixin``), written anew;
+``Model.__init__`` also accepts skrl 1.x's positional ``(observation_space, action_space, device)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import torch
+
+
+def _size(space: gymnasium.Space | None) -> int:
+    if space is None:
+        return 0
+    if isinstance(space, (int, tuple, list)):
+        return int(torch.Size(space).numel()) if not isinstance(space, int) else space
+    return int(gymnasium.spaces.flatdim(space))
+
+
+def _sample(space: gymnasium.Space, batch: int, device: Any) -> torch.Tensor:
+    values = [gymnasium.spaces.flatten(space, space.sample()) for _ in range(batch)]
+    return torch.as_tensor(values, dtype=torch.float32, device=device)
+
+
+class Model(torch.nn.Module):
+    """Base class of skrl-style models (``skrl.models.torch.Model``'s documented interface)."""
+
+    def __init__(
+        self,
+        observation_space: gymnasium.Space | None = None,
+        action_space: gymnasium.Space | None = None,
+        device: Any = None,
+        *,
+        state_space: gymnasium.Space | None = None,
+    ) -> None:
+        super().__init__()
+        self.device = torch.device(device if device is not None else "cpu")
+        self.observation_space = observation_space
+        self.state_space = state_space
+        self.action_space = action_space
+        self.num_observations = _size(observation_space)
+        self.num_states = _size(state_space)
+        self.num_actions = _size(action_space)
+
+    def init_state_dict(self, inputs: dict[str, Any] = {}, *, role: str = "") -> None:  # noqa: B006
+        """Runs ``compute`` once on sample inputs (materialises lazy modules)."""
+        if not inputs:
+            inputs = {"observations": _sample(self.observation_space, 1, self.device)}
+            if self.state_space is not None:
+                inputs["states"] = _sample(self.state_space, 1, self.device)
+            if self.action_space is not None:
+                inputs["taken_actions"] = _sample(self.action_space, 1, self.device)
+        self.to(self.device)
+        self.compute(inputs, role)
+
+    def random_act(self, inputs: dict[str, Any], *, role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        """Uniform random actions in the (bounded Box) action space, one per observation."""
+        low = torch.as_tensor(self.action_space.low, dtype=torch.float32, device=self.device).reshape(-1)
+        high = torch.as_tensor(self.action_space.high, dtype=torch.float32, device=self.device).reshape(-1)
+        n = inputs["observations"].shape[0]
+        return low + torch.rand((n, low.numel()), device=self.device) * (high - low), {}
+
+    def init_parameters(self, method_name: str = "normal_", *args, **kwargs) -> None:
+        """Initialises every parameter with ``torch.nn.init.<method_name>(param, *args, **kwargs)``."""
+        for p in self.parameters():
+            getattr(torch.nn.init, method_name)(p, *args, **kwargs)
+
+    def init_weights(self, method_name: str = "orthogonal_", *args, **kwargs) -> None:
+        """Initialises the weights of every ``nn.Linear`` layer."""
+        for m in self.modules():
+            if isinstance(m, torch.nn.Linear):
+                getattr(torch.nn.init, method_name)(m.weight, *args, **kwargs)
+
+    def init_biases(self, method_name: str = "constant_", *args, **kwargs) -> None:
+        """Initialises the biases of every ``nn.Linear`` layer."""
+        for m in self.modules():
+            if isinstance(m, torch.nn.Linear) and m.bias is not None:
+                getattr(torch.nn.init, method_name)(m.bias, *args, **kwargs)
+
+    def get_specification(self) -> dict[str, Any]:
+        """Advanced specification; recurrent models return ``{"rnn": {"sequence_length": L, "sizes": [...]}}``."""
+        return {}
+
+    def forward(self, inputs: dict[str, Any], *, role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        return self.act(inputs, role=role)
+
+    def compute(self, inputs: dict[str, Any], role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__}.compute(inputs, role) is not implemented")
+
+    def act(self, inputs: dict[str, Any], *, role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} has no act(): put a mixin (e.g. DeterministicMixin) "
+                                  "before Model in its bases")
+
+    def enable_training_mode(self, enabled: bool = True) -> None:
+        self.train(enabled)
+
+    def save(self, path: str, *, state_dict: dict[str, Any] | None = None) -> None:
+        torch.save(self.state_dict() if state_dict is None else state_dict, path)
+
+    def load(self, path: str) -> None:
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        self.eval()
+
+    def freeze_parameters(self, freeze: bool = True) -> None:
+        for p in self.parameters():
+            p.requires_grad_(not freeze)
+
+    def update_parameters(self, model: torch.nn.Module, *, polyak: float = 1.0) -> None:
+        """``self <- polyak * model + (1 - polyak) * self`` (a hard copy for ``polyak = 1``)."""
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.parameters()), list(model.parameters()), float(polyak))
+
+    def broadcast_parameters(self, *, rank: int = 0) -> None:
+        """Copies ``rank``'s parameters to every process (``torch.distributed``)."""
+        for p in self.parameters():
+            torch.distributed.broadcast(p.data, src=rank)
+
+    def reduce_parameters(self) -> None:
+        """Averages the gradients over all processes (``torch.distributed``)."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            torch.distributed.all_reduce(flat)
+            flat.div_(torch.distributed.get_world_size())
+            torch._foreach_copy_(grads, [f.view_as(g) for f, g in zip(flat.split([g.numel() for g in grads]),
+                                                                       grads, strict=True)])
+
+
+class DeterministicMixin:
+    """``act(inputs, role=...)`` returns ``compute``'s output, optionally clipped to the action space."""
+
+    def __init__(self, clip_actions: bool = False, role: str = "") -> None:
+        self._d_clip_actions = bool(clip_actions)
+        space = getattr(self, "action_space", None)
+        if self._d_clip_actions and isinstance(space, gymnasium.spaces.Box):
+            self._d_low = torch.as_tensor(space.low, dtype=torch.float32, device=self.device).reshape(-1)
+            self._d_high = torch.as_tensor(space.high, dtype=torch.float32, device=self.device).reshape(-1)
+        else:
+            self._d_clip_actions = False
+
+    def act(self, inputs: dict[str, Any], *, role: str = "") -> tuple[torch.Tensor, dict[str, Any]]:
+        actions, outputs = self.compute(inputs, role)
+        if self._d_clip_actions:
+            actions = torch.clamp(actions, min=self._d_low, max=self._d_high)
+        return actions, outputs
