@@ -11,7 +11,20 @@ exploration noise in :mod:`ddpgx_torch.noise`, the running standard scaler in :m
 networks in :mod:`ddpgx_torch.networks` and JAX <-> torch weight conversion in :mod:`ddpgx_torch.convert`.
 """
 
-from ddpgx_torch import convert, losses, networks, noise, replay, scaler, spaces
+from ddpgx_torch import (
+    convert,
+    losses,
+    memories,
+    models,
+    networks,
+    noise,
+    noises,
+    preprocessors,
+    replay,
+    scaler,
+    spaces,
+)
+from ddpgx_torch.agent import DDPG, DDPG_CFG, DDPG_RNN, ExperimentCfg
 from ddpgx_torch.config import DDPGConfig
 from ddpgx_torch.core import (
     AgentSpec,
@@ -27,6 +40,14 @@ from ddpgx_torch.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx_torch.types import Transition
 
 __all__ = [
+    "DDPG",
+    "DDPG_CFG",
+    "DDPG_RNN",
+    "ExperimentCfg",
+    "memories",
+    "models",
+    "noises",
+    "preprocessors",
     "AgentSpec",
     "DDPGConfig",
     "GaussianNoise",

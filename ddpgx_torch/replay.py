@@ -32,6 +32,7 @@ class ReplayState:
     data: Transition  # leaves [rows, num_envs, ...] (rnn_states: a tuple of such tensors)
     position: int  # index of the next row to write
     size: int  # number of filled rows (<= rows)
+    replacement: bool = True  # sample with replacement (False: distinct entries within a batch, as skrl's default)
 
     @property
     def rows(self) -> int:
@@ -58,7 +59,9 @@ def _leaves(t: Transition) -> list[tuple[str, Any]]:
     return out
 
 
-def init(capacity: int, example: Transition, *, num_envs: int = 1, device: Any = None) -> ReplayState:
+def init(
+    capacity: int, example: Transition, *, num_envs: int = 1, device: Any = None, replacement: bool = True
+) -> ReplayState:
     """An empty buffer for at least ``capacity`` transitions (``ceil(capacity / num_envs)`` rows of ``num_envs``),
     shaped like one unbatched ``example`` transition (flat float32 observations, bool terminated).
 
@@ -82,7 +85,7 @@ def init(capacity: int, example: Transition, *, num_envs: int = 1, device: Any =
             fields[name] = tuple(alloc(v) for v in value)
         else:
             fields[name] = alloc(value)
-    return ReplayState(Transition(**fields), 0, 0)
+    return ReplayState(Transition(**fields), 0, 0, bool(replacement))
 
 
 def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
@@ -129,8 +132,12 @@ def sample_indexes(
         )
     device = buffer.data.observations.device
     gen_device = generator.device if generator is not None else torch.device("cpu")
-    starts = torch.randint(0, (buffer.size - sequence_length + 1) * buffer.num_envs, (batch_size,),
-                           generator=generator, device=gen_device).to(device)
+    candidates = (buffer.size - sequence_length + 1) * buffer.num_envs
+    if buffer.replacement:
+        starts = torch.randint(0, candidates, (batch_size,), generator=generator, device=gen_device)
+    else:  # distinct entries (a batch larger than the candidates is capped at their number, as in skrl)
+        starts = torch.randperm(candidates, generator=generator, device=gen_device)[:batch_size]
+    starts = starts.to(device)
     offset, env = starts // buffer.num_envs, starts % buffer.num_envs
     oldest = buffer.position if buffer.size == buffer.rows else 0
     if sequence_length == 1:

@@ -1,0 +1,459 @@
+"""The skrl-style ``DDPG`` facade over the torch core: ``DDPG``, ``DDPG_RNN`` (the same class) and ``DDPG_CFG``.
+
+The constructor and methods are skrl 2.x's documented ones (``act``, ``record_transition``, ``pre_interaction``,
+``post_interaction``, ``update``, ``init``, ``save``, ``load``, ``write_checkpoint``, ``track_data``,
+``write_tracking_data``, ``enable_training_mode``, ``enable_models_training_mode``). The facade adds no algorithm
+math: it holds a :class:`ddpgx_torch.TrainState` and calls :func:`ddpgx_torch.act` and
+:func:`ddpgx_torch.update_from_replay`. A policy whose ``get_specification()`` declares RNN sizes turns on the
+recurrent core (sequence sampling, per-transition hidden states); ``DDPG_RNN`` is the documented name for it.
+
+Departures from skrl, on purpose: exploration noise is only added in training mode (skrl also adds it while
+evaluating); the OU process and hidden states reset at episode ends; ``load`` restores optimizer states and
+running statistics too; tracking writes with ``ddpgx.tracking`` (TensorBoard event files, skrl's tag names).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime
+import os
+from collections.abc import Callable
+from typing import Any, Literal
+
+import gymnasium
+import numpy as np
+import torch
+from torch import nn
+
+from ddpgx import tracking
+from ddpgx_torch import config as config_lib
+from ddpgx_torch import core, noise, preprocessors, scaler
+from ddpgx_torch.memories import RandomMemory
+
+_MODULE_NAMES = ("policy", "target_policy", "critic", "target_critic")
+
+
+@dataclasses.dataclass(kw_only=True)
+class ExperimentCfg:
+    """Experiment settings (skrl's ``ExperimentCfg``): where and how often to write tracking data and checkpoints."""
+
+    directory: str = ""
+    experiment_name: str = ""
+    write_interval: int | Literal["auto"] = "auto"
+    checkpoint_interval: int | Literal["auto"] = "auto"
+    store_separately: bool = False
+    wandb: bool = False
+    wandb_kwargs: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(kw_only=True)
+class DDPG_CFG:  # noqa: N801 -- skrl's documented name
+    """skrl 2.x's ``DDPG_CFG`` fields and defaults, plus ``mixed_precision`` (``True``: bf16 on CPU, fp16 on CUDA;
+    or ``"bf16"``/``"fp16"``)."""
+
+    experiment: ExperimentCfg = dataclasses.field(default_factory=ExperimentCfg)
+    gradient_steps: int = 1
+    batch_size: int = 64
+    discount_factor: float = 0.99
+    polyak: float = 0.005
+    learning_rate: float | tuple[float, float] = 1e-3
+    learning_rate_scheduler: type | tuple[type | None, type | None] | None = None
+    learning_rate_scheduler_kwargs: dict | tuple[dict, dict] = dataclasses.field(default_factory=dict)
+    observation_preprocessor: type | None = None
+    observation_preprocessor_kwargs: dict = dataclasses.field(default_factory=dict)
+    state_preprocessor: type | None = None
+    state_preprocessor_kwargs: dict = dataclasses.field(default_factory=dict)
+    random_timesteps: int = 0
+    learning_starts: int = 0
+    grad_norm_clip: float = 0
+    exploration_noise: Any = None
+    exploration_noise_kwargs: dict = dataclasses.field(default_factory=dict)
+    exploration_scheduler: Callable[[int, int], float] | None = None
+    rewards_shaper: Callable | None = None
+    mixed_precision: bool | str = False
+
+
+def _pair(value: Any, name: str) -> tuple:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name}={value!r} is invalid: expected one value or a (policy, critic) pair")
+        return tuple(value)
+    return (value, value)
+
+
+def _preprocessor_settings(cls: Any, kwargs: dict, name: str) -> tuple[bool, float, float]:
+    if cls is None:
+        return False, 1e-8, 5.0
+    if cls is not preprocessors.RunningStandardScaler and getattr(cls, "__name__", "") != "RunningStandardScaler":
+        raise ValueError(f"{name}={cls!r} is not supported: expected ddpgx_torch.preprocessors.RunningStandardScaler "
+                         "or None")
+    return True, float(kwargs.get("epsilon", 1e-8)), float(kwargs.get("clip_threshold", 5.0))
+
+
+def _make_noise(cls: Any, kwargs: dict) -> Any:
+    if cls is None or isinstance(cls, (noise.GaussianNoise, noise.OrnsteinUhlenbeckNoise,
+                                       torch.distributions.Distribution)):
+        return cls
+    if callable(cls):
+        return cls(**kwargs)
+    raise ValueError(f"exploration_noise={cls!r} is invalid: expected a noise class (with exploration_noise_kwargs), "
+                     "a noise instance, or None")
+
+
+class _ZeroCritic(nn.Module):
+    """Stands in for the critic of an evaluation-only agent (``models`` holding only a policy)."""
+
+    def __init__(self, skrl_style: bool):
+        super().__init__()
+        self.skrl_style = skrl_style
+
+    def forward(self, inputs, actions):
+        return torch.zeros(actions.shape[0], device=actions.device)
+
+    def act(self, inputs, role=""):
+        return torch.zeros(inputs["taken_actions"].shape[0], 1, device=inputs["taken_actions"].device), {}
+
+    compute = act
+
+
+class DDPG:
+    """Deep Deterministic Policy Gradient (Lillicrap et al. 2015, arXiv:1509.02971), skrl's documented interface.
+
+    Raises:
+      ValueError: for a bad configuration value, naming it, or missing models.
+    """
+
+    def __init__(
+        self,
+        *,
+        models: dict[str, nn.Module],
+        memory: RandomMemory | None = None,
+        observation_space: gymnasium.Space | None = None,
+        state_space: gymnasium.Space | None = None,
+        action_space: gymnasium.Space | None = None,
+        device: str | torch.device | None = None,
+        cfg: DDPG_CFG | dict | None = None,
+    ) -> None:
+        cfg = DDPG_CFG() if cfg is None else DDPG_CFG(**cfg) if isinstance(cfg, dict) else cfg
+        if not isinstance(cfg, DDPG_CFG):
+            raise ValueError(f"cfg={cfg!r} is invalid: expected a ddpgx_torch.DDPG_CFG or a dict of its fields")
+        if isinstance(cfg.experiment, dict):
+            cfg.experiment = ExperimentCfg(**cfg.experiment)
+        self.cfg = cfg
+        if not isinstance(models, dict) or models.get("policy") is None:
+            raise ValueError(f"models={models!r} is invalid: expected a dict with at least a 'policy' model")
+        if memory is not None and not isinstance(memory, RandomMemory):
+            raise ValueError(f"memory={memory!r} is invalid: expected a ddpgx_torch.memories.RandomMemory or None")
+        if memory is not None and models.get("critic") is None:
+            raise ValueError("models has no 'critic': training (a memory was given) needs 'policy' and 'critic' "
+                             "(targets are copied from them when absent)")
+        self.models, self.memory = models, memory
+        self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
+        self.device = torch.device(device if device is not None else "cpu")
+        self.training = False
+
+        obs_on, obs_eps, obs_clip = _preprocessor_settings(cfg.observation_preprocessor,
+                                                           cfg.observation_preprocessor_kwargs,
+                                                           "observation_preprocessor")
+        state_on, state_eps, state_clip = _preprocessor_settings(cfg.state_preprocessor, cfg.state_preprocessor_kwargs,
+                                                                 "state_preprocessor")
+        if obs_on and state_on and (obs_eps, obs_clip) != (state_eps, state_clip):
+            raise ValueError("observation_preprocessor_kwargs and state_preprocessor_kwargs must agree on epsilon and "
+                             "clip_threshold (one setting in the core)")
+        self.core_config = config_lib.DDPGConfig(
+            batch_size=cfg.batch_size, gradient_steps=cfg.gradient_steps, discount_factor=cfg.discount_factor,
+            polyak=cfg.polyak, learning_rate=_pair(cfg.learning_rate, "learning_rate"),
+            grad_norm_clip=float(cfg.grad_norm_clip), random_timesteps=cfg.random_timesteps,
+            exploration_noise=_make_noise(cfg.exploration_noise, cfg.exploration_noise_kwargs),
+            exploration_scheduler=cfg.exploration_scheduler, observation_preprocessor=obs_on,
+            state_preprocessor=state_on and state_space is not None,
+            preprocessor_epsilon=obs_eps if obs_on else state_eps, preprocessor_clip=obs_clip if obs_on else state_clip,
+            mixed_precision=cfg.mixed_precision,
+        )  # fmt: skip
+        for name in ("learning_starts",):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 0")
+        policy, critic = models["policy"], models.get("critic")
+        if critic is None:
+            critic = _ZeroCritic(hasattr(policy, "compute"))
+            if hasattr(policy, "compute"):
+                critic.compute = critic.act
+        num_envs = memory.num_envs if memory is not None else 1
+        seed = int(torch.randint(0, 2**62, ()))  # from torch's global generator: skrl's set_seed applies
+        self.train_state = core.init(
+            seed, self.core_config, observation_space, action_space, state_space=state_space, policy=policy,
+            critic=critic, target_policy=models.get("target_policy"), target_critic=models.get("target_critic"),
+            num_envs=num_envs, device=self.device,
+        )  # fmt: skip
+        ts = self.train_state
+        self.policy, self.critic = ts.policy, ts.critic
+        self.target_policy, self.target_critic = ts.target_policy, ts.target_critic
+        self.policy_optimizer, self.critic_optimizer = ts.policy_optimizer, ts.critic_optimizer
+        self.scaler = ts.grad_scaler
+        schedulers, scheduler_kwargs = _pair(cfg.learning_rate_scheduler, "learning_rate_scheduler"), \
+            _pair(cfg.learning_rate_scheduler_kwargs, "learning_rate_scheduler_kwargs")
+        self.policy_scheduler = None if schedulers[0] is None else schedulers[0](ts.policy_optimizer,
+                                                                                 **scheduler_kwargs[0])
+        self.critic_scheduler = None if schedulers[1] is None else schedulers[1](ts.critic_optimizer,
+                                                                                 **scheduler_kwargs[1])
+        self._episode_starts: torch.Tensor | None = None
+        self._last_rnn_states: list | None = None
+
+        # tracking and checkpoints (skrl's layout: <directory>/<experiment_name>/checkpoints/agent_<timestep>.pt)
+        experiment = cfg.experiment
+        directory = experiment.directory or os.path.join(os.getcwd(), "runs")
+        name = experiment.experiment_name or \
+            f"{datetime.datetime.now().strftime('%y-%m-%d_%H-%M-%S-%f')}_{type(self).__name__}"
+        self.experiment_dir = os.path.join(directory, name)
+        self.write_interval = experiment.write_interval
+        self.checkpoint_interval = experiment.checkpoint_interval
+        self.tracker = tracking.Tracker()
+        self.checkpoint_best_modules = {"timestep": 0, "reward": -(2**31), "saved": False, "modules": {}}
+
+    # ---------------------------------------------------------------------------------------------------------------
+    @property
+    def tracking_data(self) -> dict[str, list]:
+        return self.tracker.data
+
+    def init(self, *, trainer_cfg: Any = None) -> None:
+        """Resolves the ``"auto"`` intervals from the trainer's ``timesteps``; opens the TensorBoard writer and the
+        checkpoint directory (rank 0 only under ``torch.distributed``)."""
+        if dataclasses.is_dataclass(trainer_cfg):
+            trainer_cfg = dataclasses.asdict(trainer_cfg)
+        trainer_cfg = dict(trainer_cfg or {})
+        timesteps = int(trainer_cfg.get("timesteps", 0))
+        if self.write_interval == "auto":
+            self.write_interval = timesteps // 100
+        if self.checkpoint_interval == "auto":
+            self.checkpoint_interval = timesteps // 10
+        if self.train_state.spec.world_size > 1 and torch.distributed.get_rank() != 0:
+            self.write_interval = self.checkpoint_interval = 0
+        if self.write_interval > 0:
+            self.tracker.writer = tracking.SummaryWriter(self.experiment_dir)
+        if self.checkpoint_interval > 0:
+            os.makedirs(os.path.join(self.experiment_dir, "checkpoints"), exist_ok=True)
+        self.enable_models_training_mode(False)
+
+    def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:
+        self.training = bool(enabled)
+        if apply_to_models:
+            self.enable_models_training_mode(enabled)
+
+    def enable_models_training_mode(self, enabled: bool = True) -> None:
+        for module in (self.policy, self.critic, self.target_policy, self.target_critic):
+            module.train(enabled)
+
+    # ---------------------------------------------------------------------------------------------------------------
+    def act(self, observations: Any, states: Any = None, *, timestep: int, timesteps: int
+            ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Actions for the environments' observations: the policy plus exploration noise in training mode (uniform
+        random actions before ``random_timesteps``), clipped to the action bounds."""
+        ts = self.train_state
+        n = _batch_size(observations)
+        if ts.noise_state.shape[0] != n:  # the number of environments is known from the first observations
+            ts.noise_state = noise.init_state(n, ts.spec.action.size, self.device)
+            if ts.spec.rnn:
+                ts.rnn_states = [torch.zeros((s[0], n, s[2]), device=self.device) for s in ts.spec.rnn.sizes]
+            self._episode_starts = None
+        actions, ts, info = core.act(ts, observations, timestep=timestep, timesteps=timesteps,
+                                     explore=self.training, episode_starts=self._episode_starts, states=states)
+        self._episode_starts = None
+        self._last_rnn_states = info.get("rnn_states")
+        if self.training and ts.noise is not None and timestep >= self.cfg.random_timesteps:
+            applied = info["noise"]
+            self.track_data("Exploration / Exploration noise (max)", applied.max())
+            self.track_data("Exploration / Exploration noise (min)", applied.min())
+            self.track_data("Exploration / Exploration noise (mean)", applied.mean())
+        outputs = {"rnn": list(ts.rnn_states)} if ts.spec.rnn else {}
+        return actions, outputs
+
+    def record_transition(self, *, observations: Any, states: Any, actions: Any, rewards: Any,
+                          next_observations: Any, next_states: Any, terminated: Any, truncated: Any, infos: Any,
+                          timestep: int, timesteps: int) -> None:
+        """Tracks rewards and episodes, and (in training mode) stores the transition with the hidden states the
+        policy started this step from; an episode end resets the noise process and hidden state at the next act."""
+        spec = self.train_state.spec
+        rewards_t = torch.as_tensor(np.asarray(rewards) if not isinstance(rewards, torch.Tensor) else rewards,
+                                    device=self.device).reshape(-1).float()
+        terminated_t = _flags(terminated, self.device)
+        truncated_t = _flags(truncated, self.device)
+        if self.write_interval and self.write_interval > 0:
+            self.tracker.track_step(rewards_t.cpu().numpy(), terminated_t.cpu().numpy(), truncated_t.cpu().numpy())
+        if self.training and self.memory is not None:
+            if self.cfg.rewards_shaper is not None:
+                rewards_t = torch.as_tensor(self.cfg.rewards_shaper(rewards_t, timestep, timesteps),
+                                            device=self.device).reshape(-1).float()
+            fields = dict(
+                observations=_flat(spec.observation, observations, self.device),
+                actions=torch.as_tensor(actions, device=self.device).reshape(-1, spec.action.size).float(),
+                rewards=rewards_t, next_observations=_flat(spec.observation, next_observations, self.device),
+                terminated=terminated_t, truncated=truncated_t,
+            )  # fmt: skip
+            if spec.state is not None:
+                fields["states"] = _flat(spec.state, states, self.device)
+                fields["next_states"] = _flat(spec.state, next_states, self.device)
+            if spec.rnn:
+                fields["rnn_states"] = self._last_rnn_states
+            self.memory.add_samples(**fields)
+        self._episode_starts = terminated_t | truncated_t
+
+    def pre_interaction(self, *, timestep: int, timesteps: int) -> None:
+        pass
+
+    def post_interaction(self, *, timestep: int, timesteps: int) -> None:
+        """Updates once ``timestep >= learning_starts`` (training mode), then writes checkpoints and tracking data at
+        their intervals."""
+        if self.training and timestep >= self.cfg.learning_starts and self.memory is not None \
+                and len(self.memory) > 0:
+            self.enable_models_training_mode(True)
+            self.update(timestep=timestep, timesteps=timesteps)
+            self.enable_models_training_mode(False)
+        timestep += 1
+        if timestep > 1 and self.checkpoint_interval > 0 and not timestep % self.checkpoint_interval:
+            reward = self.tracker.mean("Reward / Total reward (mean)", -(2**31))
+            if reward > self.checkpoint_best_modules["reward"]:
+                self.checkpoint_best_modules.update(timestep=timestep, reward=reward, saved=False,
+                                                    modules=copy.deepcopy(self._checkpoint()))
+            self.write_checkpoint(timestep=timestep, timesteps=timesteps)
+        if timestep > 1 and self.write_interval > 0 and not timestep % self.write_interval:
+            self.write_tracking_data(timestep=timestep, timesteps=timesteps)
+
+    def update(self, *, timestep: int, timesteps: int) -> None:
+        """``gradient_steps`` DDPG gradient steps on minibatches sampled from the memory."""
+        buffer = self.memory.buffer
+        length = self.train_state.spec.rnn.sequence_length if self.train_state.spec.rnn else 1
+        if buffer is None or buffer.size < length:
+            return
+        for _ in range(self.cfg.gradient_steps):
+            self.train_state, metrics = core.update_from_replay(self._one_step_state(), buffer)
+            for scheduler in (self.policy_scheduler, self.critic_scheduler):
+                if scheduler is not None:
+                    scheduler.step()
+            self.tracker.track_metrics(metrics)
+
+    def _one_step_state(self) -> core.TrainState:
+        """The train state with a one-gradient-step configuration (the schedulers step between gradient steps)."""
+        ts = self.train_state
+        if ts.spec.config.gradient_steps == 1:
+            return ts
+        if not hasattr(self, "_single_spec"):
+            self._single_spec = dataclasses.replace(ts.spec, config=ts.spec.config.replace(gradient_steps=1))
+        ts.spec = self._single_spec
+        return ts
+
+    def track_data(self, tag: str, value: Any) -> None:
+        self.tracker.track(tag, value)
+
+    def write_tracking_data(self, *, timestep: int, timesteps: int) -> None:
+        self.tracker.write(timestep)
+
+    # ---------------------------------------------------------------------------------------------------------------
+    def _checkpoint(self) -> dict[str, Any]:
+        """Everything needed to resume, under skrl's module names where skrl has one."""
+        ts = self.train_state
+        modules = {name: getattr(ts, name).state_dict() for name in _MODULE_NAMES}
+        modules["policy_optimizer"] = ts.policy_optimizer.state_dict()
+        modules["critic_optimizer"] = ts.critic_optimizer.state_dict()
+        if ts.spec.config.observation_preprocessor:
+            modules["observation_preprocessor"] = _scaler_dict(ts.observation_stats)
+        if ts.state_stats is not None and ts.spec.config.state_preprocessor:
+            modules["state_preprocessor"] = _scaler_dict(ts.state_stats)
+        for name, sched in (("policy_scheduler", self.policy_scheduler), ("critic_scheduler", self.critic_scheduler)):
+            if sched is not None:
+                modules[name] = sched.state_dict()
+        modules["grad_scaler"] = ts.grad_scaler.state_dict()
+        modules["ddpgx_torch"] = {"step": ts.step, "generator": ts.generator.get_state(),
+                                  "noise_state": ts.noise_state, "hyperparams": ts.hyperparams._asdict()}
+        return modules
+
+    def save(self, path: str) -> None:
+        torch.save(self._checkpoint(), path)
+
+    def load(self, path: str) -> None:
+        """Restores a checkpoint written by :meth:`save`/:meth:`write_checkpoint` (models, optimizers, running
+        statistics, scheduler and scaler states, step and generator), or a skrl checkpoint's models.
+
+        Raises:
+          ValueError: if ``path`` does not hold a checkpoint dict.
+        """
+        modules = torch.load(path, map_location=self.device, weights_only=False)
+        if not isinstance(modules, dict):
+            raise ValueError(f"{path!r} does not hold an agent checkpoint (a dict of modules)")
+        ts = self.train_state
+        for name in _MODULE_NAMES:
+            if name in modules:
+                getattr(ts, name).load_state_dict(modules[name])
+        for name in ("policy_optimizer", "critic_optimizer"):
+            if name in modules:
+                getattr(ts, name).load_state_dict(modules[name])
+        if "observation_preprocessor" in modules:
+            ts.observation_stats = _scaler_state(modules["observation_preprocessor"], self.device)
+        if "state_preprocessor" in modules and ts.state_stats is not None:
+            ts.state_stats = _scaler_state(modules["state_preprocessor"], self.device)
+        for name, sched in (("policy_scheduler", self.policy_scheduler), ("critic_scheduler", self.critic_scheduler)):
+            if sched is not None and name in modules:
+                sched.load_state_dict(modules[name])
+        if "grad_scaler" in modules:
+            ts.grad_scaler.load_state_dict(modules["grad_scaler"])
+        extra = modules.get("ddpgx_torch")
+        if extra:
+            ts.step = int(extra["step"])
+            ts.generator.set_state(extra["generator"])
+            ts.noise_state = extra["noise_state"].to(self.device)
+            ts.hyperparams = core.Hyperparams(**extra["hyperparams"])
+        for p in list(ts.target_policy.parameters()) + list(ts.target_critic.parameters()):
+            p.requires_grad_(False)
+
+    def write_checkpoint(self, *, timestep: int | None, timesteps: int) -> None:
+        """``<experiment_dir>/checkpoints/agent_<timestep>.pt`` and, when the best mean return improved,
+        ``best_agent.pt`` (or one file per module with ``store_separately``)."""
+        tag = str(timestep if timestep is not None else datetime.datetime.now().strftime("%y-%m-%d_%H-%M-%S-%f"))
+        folder = os.path.join(self.experiment_dir, "checkpoints")
+        os.makedirs(folder, exist_ok=True)
+        modules = self._checkpoint()
+        if self.cfg.experiment.store_separately:
+            for name, module in modules.items():
+                torch.save(module, os.path.join(folder, f"{name}_{tag}.pt"))
+        else:
+            torch.save(modules, os.path.join(folder, f"agent_{tag}.pt"))
+        best = self.checkpoint_best_modules
+        if best["modules"] and not best["saved"]:
+            if self.cfg.experiment.store_separately:
+                for name, module in best["modules"].items():
+                    torch.save(module, os.path.join(folder, f"best_{name}.pt"))
+            else:
+                torch.save(best["modules"], os.path.join(folder, "best_agent.pt"))
+            best["saved"] = True
+
+
+#: skrl's documented name for the recurrent variant: the same class (the recurrent core turns on from the policy's
+#: ``get_specification()``).
+DDPG_RNN = DDPG
+
+
+def _batch_size(observations: Any) -> int:
+    if isinstance(observations, dict):
+        return _batch_size(next(iter(observations.values())))
+    return int(np.shape(observations)[0]) if np.ndim(observations) > 1 else 1
+
+
+def _flags(x: Any, device: torch.device) -> torch.Tensor:
+    x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    return x.to(device).reshape(-1).bool()
+
+
+def _flat(layout: Any, x: Any, device: torch.device) -> torch.Tensor:
+    from ddpgx_torch import spaces
+
+    return spaces.flatten(layout, x, "observations", device)
+
+
+def _scaler_dict(state: scaler.ScalerState) -> dict[str, torch.Tensor]:
+    return {"running_mean": state.mean, "running_variance": state.var, "current_count": state.count}
+
+
+def _scaler_state(d: dict, device: torch.device) -> scaler.ScalerState:
+    return scaler.ScalerState(d["running_mean"].to(device), d["running_variance"].to(device),
+                              d["current_count"].to(device))
