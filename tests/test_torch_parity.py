@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+# One thread: the test machine has 2 cores shared with other processes, where OpenMP spin-waits of 2 threads
+# make small torch ops many times slower.
+torch.set_num_threads(1)
 
 import test_update_reference as ref  # noqa: E402 -- tests/ is on sys.path under pytest
 

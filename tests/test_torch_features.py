@@ -1,0 +1,286 @@
+"""ddpgx_torch's optional parts: mixed precision, torch.distributed, the recurrent core and its sequence memory,
+and the skrl-style facade (training, checkpoints, resume)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+
+import gymnasium
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+# One thread: the test machine has 2 cores shared with other processes, where OpenMP spin-waits of 2 threads
+# make small torch ops many times slower.
+torch.set_num_threads(1)
+
+import ddpgx_torch  # noqa: E402
+import torch_loop  # noqa: E402 -- tests/ is on sys.path under pytest
+from ddpgx_torch import networks, replay  # noqa: E402
+from ddpgx_torch.memories import RandomMemory  # noqa: E402
+from ddpgx_torch.noises import OrnsteinUhlenbeckNoise  # noqa: E402
+
+OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+ACT = gymnasium.spaces.Box(-2, 2, (1,), np.float32)
+
+
+def fixed_batch(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return ddpgx_torch.Transition(
+        observations=torch.randn(n, 3, generator=g), actions=4 * torch.rand(n, 1, generator=g) - 2,
+        rewards=torch.randn(n, generator=g), next_observations=torch.randn(n, 3, generator=g),
+        terminated=torch.ones(n, dtype=torch.bool),  # target = reward: a regression the critic can fit
+    )
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Mixed precision
+
+
+def test_bf16_autocast_on_cpu_is_finite_and_learns():
+    config = ddpgx_torch.DDPGConfig(batch_size=64, mixed_precision=True, learning_rate=3e-3)
+    ts = ddpgx_torch.init(0, config, OBS, ACT)
+    assert ts.spec.autocast_dtype is torch.bfloat16 and not ts.grad_scaler.is_enabled()  # bf16 needs no scaling
+    batch = fixed_batch()
+    first = None
+    for _ in range(150):
+        ts, metrics = ddpgx_torch.update(ts, batch)
+        assert all(bool(torch.isfinite(v)) for v in metrics.values()), metrics
+        first = first or {k: float(v) for k, v in metrics.items()}
+    # the critic fits the rewards and the policy climbs its critic; master weights stay float32
+    assert float(metrics["critic_loss"]) < 0.3 * first["critic_loss"]
+    assert float(metrics["policy_loss"]) < first["policy_loss"] - 0.1
+    assert all(p.dtype == torch.float32 for p in ts.policy.parameters())
+    assert all(p.dtype == torch.float32 for p in ts.target_critic.parameters())
+
+
+def test_bf16_update_stays_close_to_fp32():
+    """One bf16 update from the same weights lands near the fp32 one (bf16 keeps ~3 significant digits)."""
+    ts32 = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=64), OBS, ACT)
+    ts16 = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=64, mixed_precision="bf16"), OBS, ACT)
+    _, m32 = ddpgx_torch.update(ts32, fixed_batch())
+    _, m16 = ddpgx_torch.update(ts16, fixed_batch())
+    for key in ("critic_loss", "q_mean", "target_mean"):
+        assert abs(float(m16[key]) - float(m32[key])) < 0.02 * abs(float(m32[key])) + 0.02, key
+
+
+def test_fp16_grad_scaler_is_shared_by_both_optimizers_and_clips_unscaled_gradients():
+    config = ddpgx_torch.DDPGConfig(batch_size=64, mixed_precision="fp16", grad_norm_clip=0.5)
+    ts = ddpgx_torch.init(0, config, OBS, ACT)
+    assert ts.grad_scaler.is_enabled() and ts.spec.autocast_dtype is torch.float16
+    scale0 = ts.grad_scaler.get_scale()
+    ts, metrics = ddpgx_torch.update(ts, fixed_batch())
+    # the reported norms are of the unscaled gradients: the same order as fp32's, not scale0 (65536) times larger
+    ts32 = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=64, grad_norm_clip=0.5), OBS, ACT)
+    _, m32 = ddpgx_torch.update(ts32, fixed_batch())
+    for key in ("critic_grad_norm", "policy_grad_norm"):
+        assert abs(float(metrics[key]) - float(m32[key])) < 0.05 * float(m32[key]), key
+    assert ts.grad_scaler.get_scale() == scale0  # one update() per gradient step, no overflow: unchanged
+    assert ts.policy_optimizer.state and ts.critic_optimizer.state  # both optimizers stepped
+
+
+def test_mixed_precision_rejects_bad_values():
+    with pytest.raises(ValueError, match="mixed_precision='fp8'"):
+        ddpgx_torch.DDPGConfig(mixed_precision="fp8")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# torch.distributed
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _distributed_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        config = ddpgx_torch.DDPGConfig(batch_size=32, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
+        ts = ddpgx_torch.init(rank + 100, config, OBS, ACT)  # different seeds: init broadcasts rank 0's weights
+        for step in range(3):
+            full = fixed_batch(64, seed=step)._replace(terminated=torch.arange(64) % 3 == 0)
+            half = ddpgx_torch.Transition(*(None if x is None else x[rank * 32:(rank + 1) * 32] for x in full))
+            ts, metrics = ddpgx_torch.update(ts, half)
+        if rank == 0:
+            torch.save({"policy": ts.policy.state_dict(), "critic": ts.critic.state_dict(),
+                        "target_critic": ts.target_critic.state_dict(), "mean": ts.observation_stats.mean,
+                        "grad_norm": metrics["critic_grad_norm"]}, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_equal_one_process_with_the_global_batch():
+    import torch.multiprocessing as mp
+
+    out = os.path.join(tempfile.mkdtemp(), "rank0.pt")
+    mp.spawn(_distributed_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    got = torch.load(out, weights_only=False)
+    config = ddpgx_torch.DDPGConfig(batch_size=64, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
+    ts = ddpgx_torch.init(100, config, OBS, ACT)  # rank 0's seed
+    for step in range(3):
+        ts, metrics = ddpgx_torch.update(ts, fixed_batch(64, seed=step)._replace(
+            terminated=torch.arange(64) % 3 == 0))
+    for name in ("policy", "critic", "target_critic"):
+        for key, value in getattr(ts, name).state_dict().items():
+            torch.testing.assert_close(got[name][key], value, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+    torch.testing.assert_close(got["mean"], ts.observation_stats.mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got["grad_norm"], metrics["critic_grad_norm"], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Recurrent core and sequence memory
+
+
+def test_sequences_never_straddle_the_write_position():
+    """A wrapped buffer of 10 rows x 2 envs holding steps 15..24: every sampled sequence is 4 consecutive steps of
+    one environment (the step number is stored in the rewards, the env in the observations)."""
+    example = ddpgx_torch.Transition(torch.zeros(3), torch.zeros(1), torch.zeros(()), torch.zeros(3),
+                                     torch.zeros((), dtype=torch.bool))
+    buf = replay.init(20, example, num_envs=2)
+    for step in range(25):
+        replay.add(buf, ddpgx_torch.Transition(torch.tensor([[0.0] * 3, [1.0] * 3]), torch.zeros(2, 1),
+                                               torch.full((2,), float(step)), torch.zeros(2, 3),
+                                               torch.zeros(2, dtype=torch.bool)))
+    assert (buf.position, buf.size, len(buf)) == (5, 10, 20)
+    batch = replay.sample(buf, torch.Generator().manual_seed(0), 2000, sequence_length=4)
+    steps = batch.rewards
+    assert steps.shape == (2000, 4)
+    np.testing.assert_array_equal(np.diff(steps.numpy(), axis=1), 1.0)  # consecutive, never 24 -> 15
+    assert steps.min() == 15 and steps.max() == 24
+    assert set(np.unique(steps[:, 0].numpy())) == set(range(15, 22))  # every valid start is drawn
+    assert bool((batch.observations[:, :1] == batch.observations).all())  # one environment per sequence
+    with pytest.raises(ValueError, match="sequences of 11 steps"):
+        replay.sample(buf, None, 1, sequence_length=11)
+
+
+def test_hidden_states_are_stored_per_transition_and_reset_at_episode_starts():
+    kw = dict(cell="gru", hidden_size=8, sequence_length=4, hidden_sizes=(16,))
+    ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(), OBS, ACT, num_envs=2,
+                          policy=networks.RecurrentPolicy(OBS, ACT, num_envs=2, **kw),
+                          critic=networks.RecurrentQFunction(OBS, ACT, num_envs=2, **kw))
+    assert ts.spec.rnn == ddpgx_torch.RNNSpec(4, ((1, 2, 8),))
+    obs = torch.randn(2, 3)
+    _, ts, info = ddpgx_torch.act(ts, obs)
+    assert float(info["rnn_states"][0].abs().sum()) == 0.0  # started from zeros
+    _, ts, info = ddpgx_torch.act(ts, obs)
+    assert info["rnn_states"][0].shape == (2, 1, 8) and float(info["rnn_states"][0].abs().min()) > 0
+    _, ts, info = ddpgx_torch.act(ts, obs, episode_starts=torch.tensor([False, True]))
+    assert float(info["rnn_states"][0][0].abs().sum()) > 0 and float(info["rnn_states"][0][1].abs().sum()) == 0
+
+
+def test_target_networks_start_from_the_next_steps_hidden_state():
+    """In an update, the policy reads sequence step 0's stored state and the target policy step 1's."""
+    policy = networks.RecurrentPolicy(OBS, ACT, cell="rnn", hidden_size=4, sequence_length=3, hidden_sizes=(8,))
+    policy.train()
+    obs = torch.randn(2 * 3, 3)
+    states = torch.randn(1, 2 * 3, 4)
+    out_policy, _ = policy.act({"observations": obs, "rnn": [states]}, role="policy")
+    out_target, _ = policy.act({"observations": obs, "rnn": [states]}, role="target_policy")
+    seq = states.view(1, 2, 3, 4)
+    for start, out in ((0, out_policy), (1, out_target)):
+        x, _ = policy.core.rnn(obs.view(2, 3, 3), seq[:, :, start].contiguous())
+        torch.testing.assert_close(out, policy.head(x.reshape(6, 4)))
+    assert not torch.allclose(out_policy, out_target)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_core_updates_on_sequences(cell):
+    kw = dict(cell=cell, hidden_size=16, sequence_length=4, hidden_sizes=(32,))
+    ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=8), OBS, ACT,
+                          policy=networks.RecurrentPolicy(OBS, ACT, **kw),
+                          critic=networks.RecurrentQFunction(OBS, ACT, **kw))
+    n = len(ts.rnn_states)
+    g = torch.Generator().manual_seed(0)
+    batch = ddpgx_torch.Transition(
+        torch.randn(8, 4, 3, generator=g), torch.rand(8, 4, 1, generator=g), torch.randn(8, 4, generator=g),
+        torch.randn(8, 4, 3, generator=g), torch.zeros(8, 4, dtype=torch.bool),
+        truncated=torch.tensor([[False, True, False, False]] * 8),  # an episode ends inside every sequence
+        rnn_states=[torch.zeros(8, 4, 1, 16)] * n,
+    )
+    before = [p.clone() for p in ts.policy.parameters()]
+    for _ in range(30):
+        ts, metrics = ddpgx_torch.update(ts, batch)
+    assert all(bool(torch.isfinite(v)) for v in metrics.values())
+    assert float(metrics["critic_loss"]) < 1.0  # fits 32 rewards of unit variance
+    assert any(not torch.equal(a, b) for a, b in zip(before, ts.policy.parameters(), strict=True))
+    with pytest.raises(ValueError, match="rnn_states"):
+        ddpgx_torch.update(ts, batch._replace(rnn_states=None))
+
+
+def test_rnn_agent_beats_feed_forward_on_velocity_masked_pendulum():
+    """Small but real: 2500 steps of skrl's RNN-example settings on Pendulum without its velocity. The feed-forward
+    agent cannot tell the swing direction from the angle alone; the LSTM agent infers it from the sequence.
+    Compared on the mean evaluation return (3 episodes, deterministic policy). The full comparison (10k steps,
+    LSTM/GRU/FF) is benchmarks/torch_rnn_pendulum.py; results in benchmarks/RESULTS.md."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+    import torch_rnn_pendulum as bench
+
+    results = {}
+    for cell in ("lstm", "ff"):
+        torch.manual_seed(0)
+        env = bench.make_env()
+        agent = bench.make_agent(cell, env, hidden=32, sequence_length=8, learning_starts=500)
+        torch_loop.run(agent, env, 2500)
+        results[cell] = torch_loop.evaluate(agent, env, episodes=3)
+    assert results["lstm"] > results["ff"] + 50, results
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Facade
+
+
+def test_facade_learns_pendulum_and_checkpoints_resume_exactly(tmp_path):
+    torch.manual_seed(0)
+    env = gymnasium.make("Pendulum-v1")
+    cfg = ddpgx_torch.DDPG_CFG(
+        batch_size=100, random_timesteps=100, learning_starts=100, exploration_noise=OrnsteinUhlenbeckNoise,
+        exploration_noise_kwargs=dict(theta=0.15, sigma=0.1, base_scale=1.0),
+        experiment=dict(directory=str(tmp_path), experiment_name="run", write_interval=500, checkpoint_interval=1000),
+    )  # fmt: skip
+    agent = ddpgx_torch.DDPG(models={"policy": networks.DeterministicPolicy(3, [-2.0], [2.0], (1,)),
+                                     "critic": networks.QFunction(3, 1)},
+                             memory=RandomMemory(15_000), cfg=cfg, observation_space=env.observation_space,
+                             action_space=env.action_space)
+    torch_loop.run(agent, env, 3000)
+    assert torch_loop.evaluate(agent, env, episodes=3) > -400  # from about -1200 untrained
+    files = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
+    assert files == ["agent_1000.pt", "agent_2000.pt", "agent_3000.pt", "best_agent.pt"]
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "run"))
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "agent_3000.pt", weights_only=False)
+    assert {"policy", "target_policy", "critic", "target_critic", "policy_optimizer", "critic_optimizer"} <= set(saved)
+
+    # resume: a fresh agent loaded from the checkpoint takes the very same next update
+    agent.save(str(tmp_path / "now.pt"))
+    clone = ddpgx_torch.DDPG(models={"policy": networks.DeterministicPolicy(3, [-2.0], [2.0], (1,)),
+                                     "critic": networks.QFunction(3, 1)},
+                             memory=agent.memory, cfg=cfg, observation_space=env.observation_space,
+                             action_space=env.action_space)
+    clone.load(str(tmp_path / "now.pt"))
+    for a in (agent, clone):
+        a.enable_models_training_mode(True)
+        a.update(timestep=3000, timesteps=3001)
+    for p, q in zip(agent.policy.parameters(), clone.policy.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_facade_rejects_bad_configuration():
+    env = gymnasium.make("Pendulum-v1")
+    models = {"policy": networks.DeterministicPolicy(3, [-2.0], [2.0], (1,)), "critic": networks.QFunction(3, 1)}
+    with pytest.raises(ValueError, match="batch_size=0"):
+        ddpgx_torch.DDPG(models=models, cfg={"batch_size": 0}, observation_space=env.observation_space,
+                         action_space=env.action_space)
+    with pytest.raises(ValueError, match="'critic'"):
+        ddpgx_torch.DDPG(models={"policy": models["policy"]}, memory=RandomMemory(10),
+                         observation_space=env.observation_space, action_space=env.action_space)
+    with pytest.raises(ValueError, match="action_space"):
+        ddpgx_torch.DDPG(models=models, observation_space=env.observation_space,
+                         action_space=gymnasium.spaces.Discrete(3))
