@@ -338,7 +338,8 @@ class DDPG:
             next_observations=_float32(true_next_observations(next_observations, infos)),
             terminated=terminated.reshape(n),
             states=None if self.state_space is None else _float32(states),
-            next_states=None if self.state_space is None else _float32(next_states),
+            next_states=None if self.state_space is None else _float32(
+                true_next_observations(next_states, infos, "final_state")),
         )
         self._pending_next = (next_observations, timestep + 1, timesteps)
 

@@ -105,6 +105,7 @@ def load(directory: str, target: dict[str, Any]) -> tuple[dict[str, Any], dict[s
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"checkpoint {directory!r} does not match this agent (different networks, spaces or "
                              f"configuration?): {error}") from error
+        _check_matches(directory, items, abstract)
     except FileNotFoundError as error:
         raise ValueError(f"checkpoint {directory!r} is incomplete or corrupted: {error}") from error
     finally:
@@ -122,6 +123,19 @@ def metadata(directory: str) -> dict[str, Any]:
         raise ValueError(f"checkpoint {directory!r} is incomplete or not a checkpoint: {error}") from error
     finally:
         checkpointer.close()
+
+
+def _check_matches(directory: str, items: Any, abstract: Any) -> None:
+    """orbax restores what was saved even where the target differs: compare structure, shapes and dtypes."""
+    got, want = jax.tree_util.tree_flatten_with_path(items)[0], jax.tree_util.tree_flatten_with_path(abstract)[0]
+    if len(got) != len(want):
+        raise ValueError(f"checkpoint {directory!r} does not match this agent: it holds {len(got)} arrays, the agent "
+                         f"{len(want)} (different networks, spaces or configuration?)")
+    for (path, leaf), (_, spec) in zip(got, want, strict=True):
+        if np.shape(leaf) != tuple(spec.shape):
+            raise ValueError(f"checkpoint {directory!r} does not match this agent: {jax.tree_util.keystr(path)} has "
+                             f"shape {np.shape(leaf)}, the agent expects {tuple(spec.shape)} (different networks, "
+                             "spaces or configuration?)")
 
 
 _AGENT_NAME = re.compile(r"^agent_(\d+)$")

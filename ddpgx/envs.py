@@ -3,7 +3,8 @@
 The wrapped environment always looks vectorised (``num_envs`` rows, ``[num_envs, 1]`` rewards and flags, like
 skrl's wrappers) and always resets finished environments *in the same step*: ``step`` returns the first observation
 of the new episode for those environments and puts their true final observation in ``infos["final_obs"]`` (masked
-by ``infos["_final_obs"]``), which is gymnasium's ``SAME_STEP`` autoreset. A vector environment in gymnasium's
+by ``infos["_final_obs"]``; the final state of an environment with a ``state()`` in ``infos["final_state"]``),
+which is gymnasium's ``SAME_STEP`` autoreset. A vector environment in gymnasium's
 default ``NEXT_STEP`` mode (or ``DISABLED``) is converted with ``reset(options={"reset_mask": done})``, so no step is
 ever spent on an autoreset and no transition is recorded from it; a single ``gymnasium.Env`` is reset by the
 wrapper. The agents bootstrap truncated episodes from ``final_obs``.
@@ -95,6 +96,11 @@ class GymnasiumWrapper:
             rewards, terminated, truncated = np.array([reward]), np.array([term]), np.array([trunc])
             if term or trunc:
                 final = obs
+                if self.state_space is not None and callable(getattr(self._env, "state", None)):
+                    infos = dict(infos)
+                    infos["final_state"] = np.array([None], dtype=object)
+                    infos["final_state"][0] = np.asarray(self._env.state())
+                    infos["_final_state"] = np.array([True])
                 obs, _ = self._env.reset()
                 infos = dict(infos)
                 infos["final_obs"] = np.array([final] if not isinstance(final, dict) else [final], dtype=object)
@@ -106,7 +112,9 @@ class GymnasiumWrapper:
     def state(self) -> Any:
         """The privileged state (skrl 2.x); None for gymnasium environments without one."""
         state = getattr(self._env, "state", None)
-        return state() if callable(state) and self.state_space is not None else None
+        if not callable(state) or self.state_space is None:
+            return None
+        return state() if self._vector else _stack([state()])
 
     def render(self, *args: Any, **kwargs: Any) -> Any:
         return self._env.render(*args, **kwargs)
@@ -115,14 +123,15 @@ class GymnasiumWrapper:
         self._env.close()
 
 
-def true_next_observations(next_observations: Any, infos: Any) -> Any:
-    """``next_observations`` with the rows of finished environments replaced by ``infos["final_obs"]``."""
-    if not isinstance(infos, dict) or "_final_obs" not in infos:
+def true_next_observations(next_observations: Any, infos: Any, key: str = "final_obs") -> Any:
+    """``next_observations`` with the rows of finished environments replaced by ``infos["final_obs"]`` (or by
+    ``infos[key]``: the wrapper also reports ``"final_state"`` for environments with a state)."""
+    if not isinstance(infos, dict) or f"_{key}" not in infos:
         return next_observations
-    mask = np.asarray(infos["_final_obs"], bool)
+    mask = np.asarray(infos[f"_{key}"], bool)
     if not mask.any():
         return next_observations
-    final = infos["final_obs"]
+    final = infos[key]
     rows = np.nonzero(mask)[0]
     values = _stack([final[i] if mask[i] else _row(next_observations, i) for i in range(len(mask))])
     return _set_rows(next_observations, rows, values)
