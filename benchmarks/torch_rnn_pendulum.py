@@ -13,20 +13,16 @@ Usage: ``python benchmarks/torch_rnn_pendulum.py [--timesteps 10000] [--seeds 0]
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
 
 import gymnasium
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-import torch_loop  # noqa: E402
-
-from ddpgx_torch import DDPG_CFG, DDPG_RNN, networks  # noqa: E402
-from ddpgx_torch.memories import RandomMemory  # noqa: E402
-from ddpgx_torch.noises import OrnsteinUhlenbeckNoise  # noqa: E402
+from ddpgx_torch import DDPG_CFG, DDPG_RNN, networks
+from ddpgx_torch.memories import RandomMemory
+from ddpgx_torch.noises import OrnsteinUhlenbeckNoise
+from ddpgx_torch.trainers import SequentialTrainer
 
 
 class NoVelocity(gymnasium.ObservationWrapper):
@@ -56,14 +52,29 @@ def make_agent(cell: str, env, *, hidden: int, sequence_length: int, learning_st
                     action_space=env.action_space)
 
 
+def train(agent, env, timesteps: int, seed: int = 0) -> list[float]:
+    """Trains with the shared trainer (progress bar off); returns the finished training episodes' returns."""
+    cfg = {"timesteps": timesteps, "headless": True, "disable_progressbar": True, "seed": seed}
+    return SequentialTrainer(env=env, agents=agent, cfg=cfg).train()["episode_returns"]
+
+
+def evaluate(agent, env, episodes: int = 10, seed: int = 100) -> float:
+    """Mean return of the deterministic policy over ``episodes`` Pendulum episodes (200 steps each)."""
+    cfg = {"timesteps": 200 * episodes, "headless": True, "disable_progressbar": True, "seed": seed}
+    returns = SequentialTrainer(env=env, agents=agent, cfg=cfg).eval()["episode_returns"]
+    if len(returns) != episodes:
+        raise RuntimeError(f"expected {episodes} evaluation episodes, got {len(returns)}")
+    return float(np.mean(returns))
+
+
 def run(cell: str, seed: int, timesteps: int, hidden: int, sequence_length: int, learning_starts: int):
     torch.manual_seed(seed)
     env = make_env()
     agent = make_agent(cell, env, hidden=hidden, sequence_length=sequence_length, learning_starts=learning_starts)
     start = time.perf_counter()
-    returns = torch_loop.run(agent, env, timesteps)
+    returns = train(agent, env, timesteps, seed)
     seconds = time.perf_counter() - start
-    return torch_loop.evaluate(agent, env, episodes=10), float(np.mean(returns[-5:])), seconds
+    return evaluate(agent, env, episodes=10), float(np.mean(returns[-5:])), seconds
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ networks in :mod:`ddpgx_torch.networks` and JAX <-> torch weight conversion in :
 
 from ddpgx_torch import (
     convert,
+    envs,
     losses,
     memories,
     models,
@@ -23,6 +24,7 @@ from ddpgx_torch import (
     replay,
     scaler,
     spaces,
+    trainers,
 )
 from ddpgx_torch.agent import DDPG, DDPG_CFG, DDPG_RNN, ExperimentCfg
 from ddpgx_torch.config import DDPGConfig
@@ -44,6 +46,7 @@ __all__ = [
     "DDPG_CFG",
     "DDPG_RNN",
     "ExperimentCfg",
+    "envs",
     "memories",
     "models",
     "noises",
@@ -65,6 +68,7 @@ __all__ = [
     "replay",
     "scaler",
     "spaces",
+    "trainers",
     "update",
     "update_from_replay",
 ]

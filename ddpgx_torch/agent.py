@@ -17,9 +17,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import math
 import os
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -27,59 +28,46 @@ import torch
 from torch import nn
 
 from ddpgx import tracking
+from ddpgx.ddpg_cfg import DDPG_CFG as _SharedCFG
+from ddpgx.ddpg_cfg import ExperimentCfg, experiment_dir, make_cfg, pair, resolve_interval
+from ddpgx.envs import true_next_observations
 from ddpgx_torch import config as config_lib
 from ddpgx_torch import core, noise, preprocessors, scaler
 from ddpgx_torch.memories import RandomMemory
 
+__all__ = ["DDPG", "DDPG_CFG", "DDPG_RNN", "ExperimentCfg"]
+
 _MODULE_NAMES = ("policy", "target_policy", "critic", "target_critic")
 
 
-@dataclasses.dataclass(kw_only=True)
-class ExperimentCfg:
-    """Experiment settings (skrl's ``ExperimentCfg``): where and how often to write tracking data and checkpoints."""
+@dataclasses.dataclass(kw_only=True, slots=True)
+class DDPG_CFG(_SharedCFG):  # noqa: N801 -- skrl's documented name
+    """skrl 2.x's torch ``DDPG_CFG``: every field of :class:`ddpgx.DDPG_CFG` (shared, with its validation) plus
+    ``mixed_precision``: ``False`` (float32), ``True`` (bf16 on CPU, fp16 on CUDA), ``"bf16"`` or ``"fp16"``.
 
-    directory: str = ""
-    experiment_name: str = ""
-    write_interval: int | Literal["auto"] = "auto"
-    checkpoint_interval: int | Literal["auto"] = "auto"
-    store_separately: bool = False
-    wandb: bool = False
-    wandb_kwargs: dict = dataclasses.field(default_factory=dict)
+    ``learning_rate_scheduler`` here is a ``torch.optim.lr_scheduler`` class (skrl torch's convention), constructed
+    with the optimizer and ``learning_rate_scheduler_kwargs`` and stepped after every gradient step.
+    """
 
-
-@dataclasses.dataclass(kw_only=True)
-class DDPG_CFG:  # noqa: N801 -- skrl's documented name
-    """skrl 2.x's ``DDPG_CFG`` fields and defaults, plus ``mixed_precision`` (``True``: bf16 on CPU, fp16 on CUDA;
-    or ``"bf16"``/``"fp16"``)."""
-
-    experiment: ExperimentCfg = dataclasses.field(default_factory=ExperimentCfg)
-    gradient_steps: int = 1
-    batch_size: int = 64
-    discount_factor: float = 0.99
-    polyak: float = 0.005
-    learning_rate: float | tuple[float, float] = 1e-3
-    learning_rate_scheduler: type | tuple[type | None, type | None] | None = None
-    learning_rate_scheduler_kwargs: dict | tuple[dict, dict] = dataclasses.field(default_factory=dict)
-    observation_preprocessor: type | None = None
-    observation_preprocessor_kwargs: dict = dataclasses.field(default_factory=dict)
-    state_preprocessor: type | None = None
-    state_preprocessor_kwargs: dict = dataclasses.field(default_factory=dict)
-    random_timesteps: int = 0
-    learning_starts: int = 0
-    grad_norm_clip: float = 0
-    exploration_noise: Any = None
-    exploration_noise_kwargs: dict = dataclasses.field(default_factory=dict)
-    exploration_scheduler: Callable[[int, int], float] | None = None
-    rewards_shaper: Callable | None = None
     mixed_precision: bool | str = False
 
+    def validate(self) -> None:
+        _SharedCFG.validate(self)  # (slotted dataclasses cannot use zero-argument super())
+        if not any(self.mixed_precision is m or (isinstance(m, str) and self.mixed_precision == m)
+                   for m in config_lib.MIXED_PRECISION):
+            raise ValueError(f"mixed_precision={self.mixed_precision!r} is invalid: expected False, True, 'bf16' or "
+                             "'fp16'")
 
-def _pair(value: Any, name: str) -> tuple:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name}={value!r} is invalid: expected one value or a (policy, critic) pair")
-        return tuple(value)
-    return (value, value)
+
+def _make_cfg(cfg: Any) -> DDPG_CFG:
+    """A validated torch ``DDPG_CFG`` from one, a dict of its fields, or a JAX ``ddpgx.DDPG_CFG`` (fields copied)."""
+    if cfg is None:
+        cfg = DDPG_CFG()
+    elif isinstance(cfg, Mapping):
+        cfg = copy.deepcopy(dict(cfg))
+    elif isinstance(cfg, _SharedCFG) and not isinstance(cfg, DDPG_CFG):
+        cfg = DDPG_CFG(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(_SharedCFG)})
+    return make_cfg(cfg, DDPG_CFG)
 
 
 def _preprocessor_settings(cls: Any, kwargs: dict, name: str) -> tuple[bool, float, float]:
@@ -135,12 +123,7 @@ class DDPG:
         device: str | torch.device | None = None,
         cfg: DDPG_CFG | dict | None = None,
     ) -> None:
-        cfg = DDPG_CFG() if cfg is None else DDPG_CFG(**cfg) if isinstance(cfg, dict) else cfg
-        if not isinstance(cfg, DDPG_CFG):
-            raise ValueError(f"cfg={cfg!r} is invalid: expected a ddpgx_torch.DDPG_CFG or a dict of its fields")
-        if isinstance(cfg.experiment, dict):
-            cfg.experiment = ExperimentCfg(**cfg.experiment)
-        self.cfg = cfg
+        cfg = self.cfg = _make_cfg(cfg)
         if not isinstance(models, dict) or models.get("policy") is None:
             raise ValueError(f"models={models!r} is invalid: expected a dict with at least a 'policy' model")
         if memory is not None and not isinstance(memory, RandomMemory):
@@ -163,7 +146,7 @@ class DDPG:
                              "clip_threshold (one setting in the core)")
         self.core_config = config_lib.DDPGConfig(
             batch_size=cfg.batch_size, gradient_steps=cfg.gradient_steps, discount_factor=cfg.discount_factor,
-            polyak=cfg.polyak, learning_rate=_pair(cfg.learning_rate, "learning_rate"),
+            polyak=cfg.polyak, learning_rate=pair(cfg.learning_rate),
             grad_norm_clip=float(cfg.grad_norm_clip), random_timesteps=cfg.random_timesteps,
             exploration_noise=_make_noise(cfg.exploration_noise, cfg.exploration_noise_kwargs),
             exploration_scheduler=cfg.exploration_scheduler, observation_preprocessor=obs_on,
@@ -171,10 +154,6 @@ class DDPG:
             preprocessor_epsilon=obs_eps if obs_on else state_eps, preprocessor_clip=obs_clip if obs_on else state_clip,
             mixed_precision=cfg.mixed_precision,
         )  # fmt: skip
-        for name in ("learning_starts",):
-            value = getattr(cfg, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 0")
         policy, critic = models["policy"], models.get("critic")
         if critic is None:
             critic = _ZeroCritic(hasattr(policy, "compute"))
@@ -192,8 +171,7 @@ class DDPG:
         self.target_policy, self.target_critic = ts.target_policy, ts.target_critic
         self.policy_optimizer, self.critic_optimizer = ts.policy_optimizer, ts.critic_optimizer
         self.scaler = ts.grad_scaler
-        schedulers, scheduler_kwargs = _pair(cfg.learning_rate_scheduler, "learning_rate_scheduler"), \
-            _pair(cfg.learning_rate_scheduler_kwargs, "learning_rate_scheduler_kwargs")
+        schedulers, scheduler_kwargs = pair(cfg.learning_rate_scheduler), pair(cfg.learning_rate_scheduler_kwargs)
         self.policy_scheduler = None if schedulers[0] is None else schedulers[0](ts.policy_optimizer,
                                                                                  **scheduler_kwargs[0])
         self.critic_scheduler = None if schedulers[1] is None else schedulers[1](ts.critic_optimizer,
@@ -202,15 +180,10 @@ class DDPG:
         self._last_rnn_states: list | None = None
 
         # tracking and checkpoints (skrl's layout: <directory>/<experiment_name>/checkpoints/agent_<timestep>.pt)
-        experiment = cfg.experiment
-        directory = experiment.directory or os.path.join(os.getcwd(), "runs")
-        name = experiment.experiment_name or \
-            f"{datetime.datetime.now().strftime('%y-%m-%d_%H-%M-%S-%f')}_{type(self).__name__}"
-        self.experiment_dir = os.path.join(directory, name)
-        self.write_interval = experiment.write_interval
-        self.checkpoint_interval = experiment.checkpoint_interval
+        self.experiment_dir = experiment_dir(cfg.experiment, type(self).__name__)
+        self.write_interval = self.checkpoint_interval = 0  # resolved by init()
         self.tracker = tracking.Tracker()
-        self.checkpoint_best_modules = {"timestep": 0, "reward": -(2**31), "saved": False, "modules": {}}
+        self.checkpoint_best_modules = {"timestep": 0, "reward": -math.inf, "saved": False, "modules": {}}
 
     # ---------------------------------------------------------------------------------------------------------------
     @property
@@ -223,14 +196,13 @@ class DDPG:
         if dataclasses.is_dataclass(trainer_cfg):
             trainer_cfg = dataclasses.asdict(trainer_cfg)
         trainer_cfg = dict(trainer_cfg or {})
-        timesteps = int(trainer_cfg.get("timesteps", 0))
-        if self.write_interval == "auto":
-            self.write_interval = timesteps // 100
-        if self.checkpoint_interval == "auto":
-            self.checkpoint_interval = timesteps // 10
-        if self.train_state.spec.world_size > 1 and torch.distributed.get_rank() != 0:
+        timesteps = trainer_cfg.get("timesteps")
+        experiment = self.cfg.experiment
+        self.write_interval = resolve_interval(experiment.write_interval, timesteps, 100)
+        self.checkpoint_interval = resolve_interval(experiment.checkpoint_interval, timesteps, 10)
+        if self.train_state.spec.world_size > 1 and torch.distributed.get_rank() != 0:  # only rank 0 writes
             self.write_interval = self.checkpoint_interval = 0
-        if self.write_interval > 0:
+        if self.write_interval > 0 and self.tracker.writer is None:
             self.tracker.writer = tracking.SummaryWriter(self.experiment_dir)
         if self.checkpoint_interval > 0:
             os.makedirs(os.path.join(self.experiment_dir, "checkpoints"), exist_ok=True)
@@ -261,11 +233,9 @@ class DDPG:
                                      explore=self.training, episode_starts=self._episode_starts, states=states)
         self._episode_starts = None
         self._last_rnn_states = info.get("rnn_states")
-        if self.training and ts.noise is not None and timestep >= self.cfg.random_timesteps:
-            applied = info["noise"]
-            self.track_data("Exploration / Exploration noise (max)", applied.max())
-            self.track_data("Exploration / Exploration noise (min)", applied.min())
-            self.track_data("Exploration / Exploration noise (mean)", applied.mean())
+        exploring = self.training and ts.noise is not None and timestep >= self.cfg.random_timesteps
+        if exploring and self.write_interval > 0:
+            self.tracker.track_metrics({k: info[k] for k in ("noise_max", "noise_min", "noise_mean")})
         outputs = {"rnn": list(ts.rnn_states)} if ts.spec.rnn else {}
         return actions, outputs
 
@@ -279,21 +249,27 @@ class DDPG:
                                     device=self.device).reshape(-1).float()
         terminated_t = _flags(terminated, self.device)
         truncated_t = _flags(truncated, self.device)
-        if self.write_interval and self.write_interval > 0:
+        if self.write_interval > 0:
             self.tracker.track_step(rewards_t.cpu().numpy(), terminated_t.cpu().numpy(), truncated_t.cpu().numpy())
-        if self.training and self.memory is not None:
+        if self.training:
+            if self.memory is None:
+                raise ValueError("this agent has no memory: construct it with memory=RandomMemory(...) to train")
             if self.cfg.rewards_shaper is not None:
                 rewards_t = torch.as_tensor(self.cfg.rewards_shaper(rewards_t, timestep, timesteps),
                                             device=self.device).reshape(-1).float()
             fields = dict(
                 observations=_flat(spec.observation, observations, self.device),
                 actions=torch.as_tensor(actions, device=self.device).reshape(-1, spec.action.size).float(),
-                rewards=rewards_t, next_observations=_flat(spec.observation, next_observations, self.device),
+                rewards=rewards_t,
+                # same-step autoreset: finished episodes' true last observations are in infos["final_obs"]
+                next_observations=_flat(spec.observation, true_next_observations(next_observations, infos),
+                                        self.device),
                 terminated=terminated_t, truncated=truncated_t,
             )  # fmt: skip
             if spec.state is not None:
                 fields["states"] = _flat(spec.state, states, self.device)
-                fields["next_states"] = _flat(spec.state, next_states, self.device)
+                fields["next_states"] = _flat(spec.state, true_next_observations(next_states, infos, "final_state"),
+                                              self.device)
             if spec.rnn:
                 fields["rnn_states"] = self._last_rnn_states
             self.memory.add_samples(**fields)
@@ -331,7 +307,9 @@ class DDPG:
             for scheduler in (self.policy_scheduler, self.critic_scheduler):
                 if scheduler is not None:
                     scheduler.step()
-            self.tracker.track_metrics(metrics)
+            if self.write_interval > 0:  # gradient norms are returned but, as in ddpgx, not tracked
+                self.tracker.track_metrics({k: v for k, v in metrics.items()
+                                            if k in tracking.METRIC_TAGS and not k.endswith("grad_norm")})
 
     def _one_step_state(self) -> core.TrainState:
         """The train state with a one-gradient-step configuration (the schedulers step between gradient steps)."""
@@ -342,6 +320,11 @@ class DDPG:
             self._single_spec = dataclasses.replace(ts.spec, config=ts.spec.config.replace(gradient_steps=1))
         ts.spec = self._single_spec
         return ts
+
+    def block_until_ready(self) -> None:
+        """Waits for every queued computation on the agent's device (for timing; the shared trainer calls it)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def track_data(self, tag: str, value: Any) -> None:
         self.tracker.track(tag, value)

@@ -311,7 +311,8 @@ def act(
     skrl-style models.
 
     Returns:
-      ``(actions [num_envs, *action_shape], train_state, info)``: ``info["noise"]`` the scaled noise added, and for
+      ``(actions [num_envs, *action_shape], train_state, info)``: ``info["noise"]`` the scaled noise added (and
+      ``info["noise_max/min/mean"]`` its statistics, as :func:`ddpgx.act`), and for
       a recurrent policy ``info["rnn_states"]``, the hidden states this step started from (each
       ``[num_envs, num_layers, hidden]``, to store with the transition).
     """
@@ -365,7 +366,7 @@ def act(
                 applied = values
                 actions = actions + applied
         actions = torch.clamp(actions, low, high)
-    info["noise"] = applied
+    info.update(noise=applied, noise_max=applied.max(), noise_min=applied.min(), noise_mean=applied.mean())
     return actions.reshape((n,) + spec.action.shape), train_state, info
 
 

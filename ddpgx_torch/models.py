@@ -12,10 +12,34 @@ These are the documented skrl 2.x interfaces (``skrl.models.torch.Model``, ``Det
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium
 import torch
+
+
+def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
+    """skrl's ``skrl.utils.set_seed`` for torch scripts: seeds Python's, NumPy's and torch's global generators
+    (a fresh agent draws its own generator's seed from torch's) and returns the seed; ``None`` draws one.
+
+    Raises:
+      ValueError: if ``seed`` is not a non-negative integer or None.
+    """
+    import random
+
+    import numpy as np
+
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r} is invalid: expected a non-negative integer or None")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+    return seed
 
 
 def _size(space: gymnasium.Space | None) -> int:

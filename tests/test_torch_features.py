@@ -17,10 +17,10 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 import ddpgx_torch  # noqa: E402
-import torch_loop  # noqa: E402 -- tests/ is on sys.path under pytest
 from ddpgx_torch import networks, replay  # noqa: E402
 from ddpgx_torch.memories import RandomMemory  # noqa: E402
 from ddpgx_torch.noises import OrnsteinUhlenbeckNoise  # noqa: E402
+from ddpgx_torch.trainers import SequentialTrainer  # noqa: E402
 
 OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2, 2, (1,), np.float32)
@@ -229,8 +229,8 @@ def test_rnn_agent_beats_feed_forward_on_velocity_masked_pendulum():
         torch.manual_seed(0)
         env = bench.make_env()
         agent = bench.make_agent(cell, env, hidden=32, sequence_length=8, learning_starts=500)
-        torch_loop.run(agent, env, 2500)
-        results[cell] = torch_loop.evaluate(agent, env, episodes=3)
+        bench.train(agent, env, 2500)
+        results[cell] = bench.evaluate(agent, env, episodes=3)
     assert results["lstm"] > results["ff"] + 50, results
 
 
@@ -250,8 +250,9 @@ def test_facade_learns_pendulum_and_checkpoints_resume_exactly(tmp_path):
                                      "critic": networks.QFunction(3, 1)},
                              memory=RandomMemory(15_000), cfg=cfg, observation_space=env.observation_space,
                              action_space=env.action_space)
-    torch_loop.run(agent, env, 3000)
-    assert torch_loop.evaluate(agent, env, episodes=3) > -400  # from about -1200 untrained
+    SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 3000, "headless": True, "seed": 0}).train()
+    summary = SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 600, "headless": True, "seed": 100}).eval()
+    assert np.mean(summary["episode_returns"]) > -400  # from about -1200 untrained
     files = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
     assert files == ["agent_1000.pt", "agent_2000.pt", "agent_3000.pt", "best_agent.pt"]
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "run"))
@@ -284,3 +285,33 @@ def test_facade_rejects_bad_configuration():
     with pytest.raises(ValueError, match="action_space"):
         ddpgx_torch.DDPG(models=models, observation_space=env.observation_space,
                          action_space=gymnasium.spaces.Discrete(3))
+
+
+def test_ddpg_cfg_is_the_shared_config_plus_mixed_precision(tmp_path):
+    import dataclasses
+
+    import ddpgx
+
+    cfg = ddpgx_torch.DDPG_CFG()
+    assert isinstance(cfg, ddpgx.DDPG_CFG) and ddpgx_torch.ExperimentCfg is ddpgx.ExperimentCfg
+    shared = [f.name for f in dataclasses.fields(ddpgx.DDPG_CFG)]
+    assert [f.name for f in dataclasses.fields(ddpgx_torch.DDPG_CFG)] == shared + ["mixed_precision"]
+    with pytest.raises(AttributeError):
+        cfg.batchsize = 32  # slotted: a misspelt field raises
+    env = gymnasium.make("Pendulum-v1")
+    models = {"policy": networks.DeterministicPolicy(3, [-2.0], [2.0], (1,)), "critic": networks.QFunction(3, 1)}
+    spaces = dict(observation_space=env.observation_space, action_space=env.action_space)
+    with pytest.raises(ValueError, match="mixed_precision='fp8'"):
+        ddpgx_torch.DDPG(models=models, cfg={"mixed_precision": "fp8"}, **spaces)
+    with pytest.raises(ValueError, match="no key 'batchsize'"):
+        ddpgx_torch.DDPG(models=models, cfg={"batchsize": 32}, **spaces)
+    with pytest.raises(ValueError, match="experiment.write_interval='often'"):
+        ddpgx_torch.DDPG(models=models, cfg={"experiment": {"write_interval": "often"}}, **spaces)
+    # a JAX DDPG_CFG is accepted (its fields copied; mixed precision off), intervals resolve from the trainer
+    agent = ddpgx_torch.DDPG(models=models, cfg=ddpgx.DDPG_CFG(batch_size=32, experiment={"directory": str(tmp_path)}),
+                             **spaces)
+    assert agent.cfg.batch_size == 32 and agent.cfg.mixed_precision is False
+    agent.init(trainer_cfg={"timesteps": 1000})
+    assert (agent.write_interval, agent.checkpoint_interval) == (10, 100)
+    bf16 = ddpgx_torch.DDPG(models=models, cfg={"mixed_precision": True}, **spaces)
+    assert bf16.train_state.spec.autocast_dtype is torch.bfloat16
