@@ -483,3 +483,24 @@ def test_bad_input_raises_clear_errors():
         SequentialTrainer(env=gymnasium.make("Pendulum-v1"), agents=agent, cfg={"timesteps": 0})
     with pytest.raises(ValueError, match="2 agents given"):
         SequentialTrainer(env=gymnasium.make("Pendulum-v1"), agents=[agent, agent], cfg={"timesteps": 1})
+
+
+def test_vector_environments_store_one_transition_per_env_and_final_observations(tmp_path):
+    # 3 Pendulum environments (gymnasium's default NEXT_STEP autoreset, converted by wrap_env) for 210 steps: each
+    # truncates once at step 200; its stored next observation there is the true final one, not the reset one.
+    env = wrap_env(gymnasium.make_vec("Pendulum-v1", num_envs=3, vectorization_mode="sync"))
+    agent = ddpgx.DDPG(models=small_models(), memory=RandomMemory(memory_size=300, num_envs=3),
+                       observation_space=env.observation_space, action_space=env.action_space,
+                       cfg={"batch_size": 16, "learning_starts": 50, "exploration_noise": OrnsteinUhlenbeckNoise,
+                            "experiment": {"directory": str(tmp_path), "write_interval": 0,
+                                           "checkpoint_interval": 0}})
+    summary = SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 210, "headless": True}).train()
+    assert len(agent.memory) == 630 and int(agent.train_state.step) == 160
+    assert len(summary["episode_returns"]) == 3 and summary["episode_end_timesteps"] == [200] * 3
+    data = agent.memory.state.data
+    obs, nxt = np.asarray(data.observations), np.asarray(data.next_observations)
+    # Row 3*t + i is env i at step t: consecutive steps chain (next observation of t = observation of t + 1) except
+    # across the truncation at t = 199, where the next observation continues the old episode's dynamics instead.
+    np.testing.assert_array_equal(nxt[3 * 198:3 * 199], obs[3 * 199:3 * 200])
+    assert not np.allclose(nxt[3 * 199:3 * 200], obs[3 * 200:3 * 201])
+    assert np.all(np.abs(nxt[3 * 199:3 * 200, 2] - obs[3 * 199:3 * 200, 2]) < 1.5)  # angular velocity continues
