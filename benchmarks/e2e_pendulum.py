@@ -1,4 +1,5 @@
-"""End to end: skrl's Pendulum-v1 DDPG example, trained by ddpgx's facade and trainer and by skrl JAX and torch.
+"""End to end: skrl's Pendulum-v1 DDPG example, trained by ddpgx's and ddpgx_torch's facades with the shared trainer
+and by skrl JAX and torch.
 
 The configuration is skrl's example (15,000 timesteps, 1 environment, batch 100, 400-300 MLPs, Ornstein-Uhlenbeck
 noise theta 0.15 sigma 0.1, 100 random timesteps, learning from timestep 100, a memory of 15,000 transitions sampled
@@ -13,6 +14,7 @@ Run from the repository root::
 
     python benchmarks/e2e_pendulum.py                      # 3 seeds, every library installed
     python benchmarks/e2e_pendulum.py --seeds 0 --timesteps 3000 --libraries ddpgx skrl-jax
+    python benchmarks/e2e_pendulum.py --libraries ddpgx_torch skrl-torch --torch-threads 1
     python benchmarks/e2e_pendulum.py --markdown benchmarks/RESULTS.md
 
 skrl (``pip install ".[bench]"``) is optional: libraries that are not installed are skipped.
@@ -35,7 +37,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-LIBRARIES = ("ddpgx", "skrl-jax", "skrl-torch")
+LIBRARIES = ("ddpgx", "ddpgx_torch", "skrl-jax", "skrl-torch")
+OURS = {"ddpgx": "skrl-jax", "ddpgx_torch": "skrl-torch"}  # each of ours, and the skrl backend it is compared to
 EVAL_SEED = 10_000
 
 
@@ -88,6 +91,42 @@ def run_ddpgx(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     agent.enable_training_mode(False)
     returns = _evaluate(lambda obs: agent.act(obs, None, timestep=0, timesteps=1)[0], episodes)
+    return {"train_seconds": seconds, "eval_returns": returns}
+
+
+def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+    """The same run as :func:`run_ddpgx` with ddpgx_torch's facade (fp32, the example's 400-300 MLPs)."""
+    import gymnasium
+    import torch
+
+    from ddpgx.runner import skrl_example_cfg
+    from ddpgx_torch import DDPG, DDPG_CFG, networks
+    from ddpgx_torch.envs import wrap_env
+    from ddpgx_torch.memories import RandomMemory
+    from ddpgx_torch.models import set_seed
+    from ddpgx_torch.noises import OrnsteinUhlenbeckNoise
+    from ddpgx_torch.trainers import SequentialTrainer
+
+    set_seed(seed)
+    env = wrap_env(gymnasium.make("Pendulum-v1"))
+    memory = RandomMemory(memory_size=15_000, num_envs=env.num_envs, replacement=False)
+    example = skrl_example_cfg()  # the shared settings; only the noise class is the torch one
+    cfg = DDPG_CFG(**{name: getattr(example, name) for name in example.__dataclass_fields__})
+    cfg.exploration_noise = OrnsteinUhlenbeckNoise
+    cfg.experiment.write_interval = 0
+    cfg.experiment.checkpoint_interval = 0
+    low, high = env.action_space.low, env.action_space.high
+    models = {"policy": networks.DeterministicPolicy(3, low, high, (1,)), "critic": networks.QFunction(3, 1)}
+    agent = DDPG(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
+                 state_space=env.state_space, action_space=env.action_space)
+    trainer = SequentialTrainer(env=env, agents=[agent], cfg={"timesteps": timesteps, "headless": True,
+                                                              "disable_progressbar": True, "seed": seed})
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    agent.enable_training_mode(False)
+    with torch.no_grad():
+        returns = _evaluate(lambda obs: agent.act(obs, None, timestep=0, timesteps=1)[0].numpy(), episodes)
     return {"train_seconds": seconds, "eval_returns": returns}
 
 
@@ -162,14 +201,23 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
 def run_one(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     if library == "ddpgx":
         result = run_ddpgx(seed, timesteps, episodes)
+    elif library == "ddpgx_torch":
+        result = run_ddpgx_torch(seed, timesteps, episodes)
     elif library in ("skrl-jax", "skrl-torch"):
         result = run_skrl(library.split("-")[1], seed, timesteps, episodes)
     else:
         raise ValueError(f"library={library!r} is not one of {LIBRARIES}")
     result.update(library=library, seed=seed, timesteps=timesteps,
                   env_steps_per_second=timesteps / result["train_seconds"],
+                  torch_threads=_torch_threads() if "torch" in library else None,
                   eval_mean=float(np.mean(result["eval_returns"])))
     return result
+
+
+def _torch_threads() -> int | None:
+    if "torch" not in sys.modules:
+        return None
+    return sys.modules["torch"].get_num_threads()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -179,14 +227,21 @@ def run_one(library: str, seed: int, timesteps: int, episodes: int) -> dict[str,
 def installed(library: str) -> bool:
     if library == "ddpgx":
         return True
+    if library == "ddpgx_torch":
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
     from skrl_reference import skrl_available
 
     return skrl_available(library.split("-")[1])
 
 
-def _child(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+def _child(library: str, seed: int, timesteps: int, episodes: int, torch_threads: int | None = None
+           ) -> dict[str, Any]:
     command = [sys.executable, os.path.abspath(__file__), "--one", library, "--seeds", str(seed),
                "--timesteps", str(timesteps), "--eval-episodes", str(episodes)]
+    if torch_threads is not None:
+        command += ["--torch-threads", str(torch_threads)]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -195,13 +250,14 @@ def _child(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, 
     return json.loads(lines[-1])
 
 
-def compare(libraries: list[str], seeds: list[int], timesteps: int, episodes: int) -> list[dict[str, Any]]:
+def compare(libraries: list[str], seeds: list[int], timesteps: int, episodes: int,
+            torch_threads: int | None = None) -> list[dict[str, Any]]:
     results = []
     for i, seed in enumerate(seeds):
         order = libraries[i % len(libraries):] + libraries[:i % len(libraries)]  # rotate to spread drift
         for library in order:
             load = os.getloadavg()[0]
-            result = _child(library, seed, timesteps, episodes)
+            result = _child(library, seed, timesteps, episodes, torch_threads)
             result["load_before"] = load
             results.append(result)
             print(f"{library:10s} seed {seed}: train {result['train_seconds']:7.1f} s "
@@ -221,14 +277,18 @@ def summarise(results: list[dict[str, Any]], libraries: list[str], seeds: list[i
         lines.append(f"| {library} | {cells} | {np.median([r['train_seconds'] for r in rows]):.1f} | "
                      f"{np.median([r['env_steps_per_second'] for r in rows]):.0f} |")
     lines.append("")
-    for other in libraries:
-        if other == "ddpgx":
-            continue
-        ratios = [by[(other, s)]["train_seconds"] / by[("ddpgx", s)]["train_seconds"] for s in seeds]
-        lines.append(f"- ddpgx is {np.median(ratios):.2f}x faster than {other} (median of per-seed ratios "
-                     f"{', '.join(f'{x:.2f}' for x in ratios)})")
-    worst = min(by[("ddpgx", s)]["eval_mean"] for s in seeds)
-    lines.append(f"- ddpgx's worst seed evaluates at {worst:.1f} (bar: >= -200)")
+    for ours in (lib for lib in OURS if lib in libraries):
+        for other in libraries:
+            if other in OURS or (ours == "ddpgx_torch" and other != OURS[ours]):
+                continue
+            ratios = [by[(other, s)]["train_seconds"] / by[(ours, s)]["train_seconds"] for s in seeds]
+            lines.append(f"- {ours} is {np.median(ratios):.2f}x faster than {other} (median of per-seed ratios "
+                         f"{', '.join(f'{x:.2f}' for x in ratios)})")
+        worst = min(by[(ours, s)]["eval_mean"] for s in seeds)
+        lines.append(f"- {ours}'s worst seed evaluates at {worst:.1f} (bar: >= -200)")
+    threads = sorted({r["torch_threads"] for r in results if r.get("torch_threads")})
+    if threads:
+        lines.append(f"- torch intra-op threads in the torch runs: {', '.join(map(str, threads))}")
     return "\n".join(lines)
 
 
@@ -239,19 +299,25 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=15_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--markdown", help="append the results as a section of this Markdown file")
+    parser.add_argument("--torch-threads", type=int, help="torch intra-op threads of the torch runs (ddpgx_torch and "
+                        "skrl-torch alike; default: torch's)")
     parser.add_argument("--one", choices=LIBRARIES, help=argparse.SUPPRESS)  # a child process: one run, JSON out
     args = parser.parse_args()
     if args.one:
         import warnings
 
         warnings.filterwarnings("ignore")
+        if args.torch_threads is not None and args.one in ("ddpgx_torch", "skrl-torch"):
+            import torch
+
+            torch.set_num_threads(args.torch_threads)
         print(json.dumps(run_one(args.one, args.seeds[0], args.timesteps, args.eval_episodes)), flush=True)
         return
     libraries = [lib for lib in args.libraries if installed(lib)]
     skipped = sorted(set(args.libraries) - set(libraries))
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"libraries {libraries}" + (f" (not installed: {skipped})" if skipped else ""), flush=True)
-    results = compare(libraries, args.seeds, args.timesteps, args.eval_episodes)
+    results = compare(libraries, args.seeds, args.timesteps, args.eval_episodes, args.torch_threads)
     table = summarise(results, libraries, args.seeds)
     print(table)
     if args.markdown:
