@@ -6,7 +6,7 @@ Each gradient step (Lillicrap et al. 2015, arXiv:1509.02971, Algorithm 1):
 1. target ``y = r + gamma (1 - terminated) Q'(s', mu'(s'))`` from the target networks, under ``torch.no_grad``;
 2. one Adam step on the critic's mean squared TD error;
 3. one Adam step on the policy's loss ``-mean Q(s, mu(s))`` through the critic just updated (skrl/SB3 order); the
-   critic's parameters are frozen for this backward pass, so their unused weight gradients are not computed;
+   backward pass asks for the policy's gradients only, so the critic's unused weight gradients are not computed;
 4. Polyak averaging of both targets, ``theta' <- polyak theta + (1 - polyak) theta'`` (one ``_foreach_lerp_``).
 
 torch is imperative, so the train state's modules and optimizers are updated in place; the functions still return
@@ -97,6 +97,8 @@ class TrainState:
     step: int  # gradient steps taken
     generator: torch.Generator  # all of this train state's randomness
     spec: AgentSpec
+    # each module's parameter list, built once (not per gradient step); keyed by role, checked by module identity
+    param_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def replace(self, **changes) -> TrainState:
         return dataclasses.replace(self, **changes)
@@ -460,13 +462,29 @@ def _all_gather(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _optimizer_step(ts: TrainState, loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer,
-                    metrics: dict, name: str) -> None:
-    """Backward pass, all-reduce, clipping on unscaled gradients, and the optimizer step through the scaler."""
+def _params(ts: TrainState, role: str) -> list[torch.Tensor]:
+    """``list(module.parameters())`` of the module in field ``role``, cached on the train state."""
+    module = getattr(ts, role)
+    cached = ts.param_cache.get(role)
+    if cached is None or cached[0] is not module:
+        cached = ts.param_cache[role] = (module, list(module.parameters()))
+    return cached[1]
+
+
+def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tensor],
+                    optimizer: torch.optim.Optimizer, metrics: dict, name: str) -> None:
+    """Gradients of ``loss`` for ``params`` only, all-reduce, clipping on unscaled gradients, and the optimizer
+    step through the scaler.
+
+    ``torch.autograd.grad`` with ``inputs=params`` computes only what those gradients need: in the policy step the
+    critic's weight gradients are never computed (and the critic needs no freezing), and nothing accumulates into
+    ``.grad``, so there is nothing to zero.
+    """
     spec, config = ts.spec, ts.spec.config
-    optimizer.zero_grad(set_to_none=True)
-    ts.grad_scaler.scale(loss).backward()
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    grads = torch.autograd.grad(ts.grad_scaler.scale(loss), params, allow_unused=True)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    grads = [g for g in grads if g is not None]
     if spec.world_size > 1:
         _all_reduce_mean(grads, spec.world_size)
     if config.grad_norm_clip > 0:
@@ -525,27 +543,20 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     with torch.autocast(**autocast):
         q = _critic_values(spec, ts.critic, obs_tm1, states_tm1, batch.actions, extras, "critic")
     critic_loss, critic_aux = losses.critic_loss(q, target)
-    _optimizer_step(ts, critic_loss, ts.critic, ts.critic_optimizer, metrics, "critic")
+    _optimizer_step(ts, critic_loss, _params(ts, "critic"), ts.critic_optimizer, metrics, "critic")
 
-    # 3. Policy step through the critic just updated; the critic's weight gradients are not needed.
-    critic_params = list(ts.critic.parameters())
-    for p in critic_params:
-        p.requires_grad_(False)
-    try:
-        with torch.autocast(**autocast):
-            actions, _ = _policy_actions(spec, ts.policy, obs_tm1, states_tm1, extras, "policy")
-            q_policy = _critic_values(spec, ts.critic, obs_tm1, states_tm1, actions, extras, "critic")
-        policy_loss, _ = losses.policy_loss(q_policy)
-        _optimizer_step(ts, policy_loss, ts.policy, ts.policy_optimizer, metrics, "policy")
-    finally:
-        for p in critic_params:
-            p.requires_grad_(True)
+    # 3. Policy step through the critic just updated; only the policy's gradients are computed.
+    with torch.autocast(**autocast):
+        actions, _ = _policy_actions(spec, ts.policy, obs_tm1, states_tm1, extras, "policy")
+        q_policy = _critic_values(spec, ts.critic, obs_tm1, states_tm1, actions, extras, "critic")
+    policy_loss, _ = losses.policy_loss(q_policy)
+    _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics, "policy")
     ts.grad_scaler.update()  # once, after both optimizers have stepped
 
     # 4. Polyak averaging: theta' <- theta' + polyak * (theta - theta').
     with torch.no_grad():
-        for target_net, online in ((ts.target_policy, ts.policy), (ts.target_critic, ts.critic)):
-            torch._foreach_lerp_(list(target_net.parameters()), list(online.parameters()), hp.polyak)
+        for target, online in (("target_policy", "policy"), ("target_critic", "critic")):
+            torch._foreach_lerp_(_params(ts, target), _params(ts, online), hp.polyak)
 
     q, y = critic_aux["q"], critic_aux["target"]
     q_min, q_max = torch.aminmax(q)
