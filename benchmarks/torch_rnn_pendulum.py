@@ -36,15 +36,19 @@ def make_env() -> gymnasium.Env:
     return NoVelocity(gymnasium.make("Pendulum-v1"))
 
 
-def make_agent(cell: str, env, *, hidden: int, sequence_length: int, learning_starts: int) -> DDPG_RNN:
+def make_agent(cell: str, env, *, hidden: int, sequence_length: int, learning_starts: int,
+               heads: tuple[int, ...] = (400, 300), batch_size: int = 100) -> DDPG_RNN:
+    """``cell`` ``"lstm"``/``"gru"``/``"rnn"`` (recurrent core) or ``"ff"`` (the feed-forward agent); ``heads``: the
+    MLP layers after the recurrent layer (the whole network for ``"ff"``)."""
     if cell == "ff":
-        models = {"policy": networks.DeterministicPolicy(3, env.action_space.low, env.action_space.high, (1,)),
-                  "critic": networks.QFunction(3, 1)}
+        models = {"policy": networks.DeterministicPolicy(3, env.action_space.low, env.action_space.high, (1,),
+                                                         hidden_sizes=heads),
+                  "critic": networks.QFunction(3, 1, hidden_sizes=heads)}
     else:
-        kw = dict(cell=cell, hidden_size=hidden, sequence_length=sequence_length)
+        kw = dict(cell=cell, hidden_size=hidden, sequence_length=sequence_length, hidden_sizes=heads)
         models = {"policy": networks.RecurrentPolicy(env.observation_space, env.action_space, **kw),
                   "critic": networks.RecurrentQFunction(env.observation_space, env.action_space, **kw)}
-    cfg = DDPG_CFG(discount_factor=0.98, batch_size=100, random_timesteps=0, learning_starts=learning_starts,
+    cfg = DDPG_CFG(discount_factor=0.98, batch_size=batch_size, random_timesteps=0, learning_starts=learning_starts,
                    exploration_noise=OrnsteinUhlenbeckNoise,
                    exploration_noise_kwargs=dict(theta=0.15, sigma=0.1, base_scale=1.0),
                    experiment=dict(write_interval=0, checkpoint_interval=0, directory="/tmp/ddpgx-rnn-bench"))
