@@ -103,7 +103,7 @@ class SequentialTrainer:
                 agent.pre_interaction(timestep=timestep, timesteps=timesteps)
                 t0 = time.perf_counter()
                 actions, _ = agent.act(observations, states, timestep=timestep, timesteps=timesteps)
-                actions = np.asarray(actions)
+                actions = _numpy(actions)
                 t1 = time.perf_counter()
                 next_observations, rewards, terminated, truncated, infos = env.step(actions)
                 next_states = env.state()
@@ -138,6 +138,14 @@ class SequentialTrainer:
         self.summary = {"seconds": seconds, "env_steps_per_second": (timesteps - first) * env.num_envs / seconds,
                         "episode_returns": returns, "episode_end_timesteps": ends, "training": training}
         return self.summary
+
+
+def _numpy(actions: Any) -> np.ndarray:
+    """Host NumPy actions from any backend: JAX and CPU arrays directly, a torch tensor on an accelerator through
+    its ``.cpu()`` (``np.asarray`` refuses CUDA tensors)."""
+    if type(actions).__module__.startswith("torch") and hasattr(actions, "cpu"):
+        actions = actions.detach().cpu()
+    return np.asarray(actions)
 
 
 def _progress(total: int, disable: bool | None, initial: int):
