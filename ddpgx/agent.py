@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, networks, replay, spaces, tracking
+from ddpgx import checkpoints, core, networks, replay, sharding, spaces, tracking
 from ddpgx import models as models_lib
 from ddpgx import noise as noise_lib
 from ddpgx.config import DDPGConfig
@@ -162,6 +162,9 @@ class DDPG:
       device: ``"cpu"``, ``"cuda:0"``, a ``jax.Device`` or None (JAX's default device).
       cfg: a :class:`ddpgx.DDPG_CFG` or a dict of its fields.
       seed: seed of the networks' initialisation and of exploration (default: :func:`ddpgx.models.set_seed`'s).
+      mesh: data-parallel training over devices: a ``jax.sharding.Mesh`` with a ``"data"`` axis
+        (:func:`ddpgx.sharding.make_mesh`) or a device count. The train state is replicated, the replay memory and
+        every minibatch split over the devices (see :mod:`ddpgx.sharding`).
 
     Raises:
       KeyError: a model needed is missing (its key is named).
@@ -179,6 +182,7 @@ class DDPG:
         device: Any = None,
         cfg: DDPG_CFG | Mapping = {},  # noqa: B006 -- skrl's signature; never mutated
         seed: int | None = None,
+        mesh: Any = None,
     ) -> None:
         self.cfg = make_cfg(copy.deepcopy(cfg) if isinstance(cfg, Mapping) else cfg, DDPG_CFG)
         if not isinstance(models, Mapping):
@@ -216,7 +220,8 @@ class DDPG:
                            critic=_network(critic, "critic", with_states=state_space is not None),
                            num_envs=num_envs)
             ts = self._with_model_params(ts)
-            self.train_state = jax.device_put(ts, self.device)
+            self.mesh = None if mesh is None else sharding.make_mesh(mesh) if isinstance(mesh, int) else mesh
+            self.train_state = self._place(ts)
             if memory is not None:
                 example = Transition(
                     observations=_zeros(observation_space), actions=np.zeros(action_space.shape, np.float32),
@@ -225,6 +230,8 @@ class DDPG:
                     next_states=None if state_space is None else _zeros(state_space),
                 )
                 memory.create(example)
+                if self.mesh is not None:
+                    memory.state = sharding.shard_replay(memory.state, self.mesh)
 
         self._episode_starts = np.ones(num_envs, bool)
         self._pending: Transition | None = None
@@ -405,12 +412,14 @@ class DDPG:
         items, metadata = checkpoints.load(path, target)
         with jax.default_device(self.device):
             ts = checkpoints.restore_train_state(self.train_state, items["train_state"])
-            self.train_state = jax.device_put(ts, self.device)
+            self.train_state = self._place(ts)
             if "memory" in items and self.memory is not None:
                 saved = items["memory"]
                 self.memory.state = self.memory.state.replace(
                     data=jax.tree.map(jnp.asarray, saved["data"]), position=jnp.asarray(saved["position"]),
                     size=jnp.asarray(saved["size"]))
+                if self.mesh is not None:
+                    self.memory.state = sharding.shard_replay(self.memory.state, self.mesh)
         self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
         self._prefetch = None
 
@@ -447,6 +456,10 @@ class DDPG:
 
     # ----------------------------------------------------------------------------------------------------------------
     # internals
+
+    def _place(self, ts: core.TrainState) -> core.TrainState:
+        """On the agent's device, or replicated over its mesh."""
+        return jax.device_put(ts, self.device) if self.mesh is None else sharding.shard(ts, self.mesh)
 
     def _flush(self) -> None:
         """Adds a recorded transition that no update has consumed yet to the memory."""

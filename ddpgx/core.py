@@ -60,6 +60,7 @@ class AgentSpec:
     critic: Any
     policy_optimizer: optax.GradientTransformation
     critic_optimizer: optax.GradientTransformation
+    mesh: Optional[jax.sharding.Mesh] = None  # data-parallel mesh (axis "data"); set by ddpgx.sharding.shard
 
 
 class Hyperparams(NamedTuple):
@@ -337,7 +338,7 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
         raise ValueError("batch has states but the train state was made without a state_space")
     if spec.state is not None and (batch.states is None or batch.next_states is None):
         raise ValueError("the train state was made with a state_space, so the batch needs states and next_states")
-    return Transition(
+    prepared = Transition(
         observations=to_steps(observations),
         actions=to_steps(actions.reshape(lead + (spec.action.size,)).astype(jnp.float32)),
         rewards=vector(batch.rewards, "rewards"),
@@ -346,6 +347,16 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
         states=None if spec.state is None else inputs(batch.states, spec.state, "states"),
         next_states=None if spec.state is None else inputs(batch.next_states, spec.state, "next_states"),
     )
+    if spec.mesh is None:
+        return prepared
+    # Data parallelism: each device takes a slice of every minibatch; XLA all-reduces the gradients (the losses are
+    # means over the whole minibatch, so the gradient is exactly the single-device one, not N times it).
+    devices = spec.mesh.shape[DATA_AXIS]
+    if lead[-1] % devices:
+        raise ValueError(f"a minibatch of {lead[-1]} transitions cannot be split over {devices} devices: use a batch "
+                         f"size divisible by {devices}")
+    sharding = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec(None, DATA_AXIS))
+    return jax.lax.with_sharding_constraint(prepared, sharding)
 
 
 def _learning_rate(opt_state: Any) -> Optional[jax.Array]:
@@ -434,7 +445,18 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
         state_stats=state_stats,
         step=ts.step + 1,
     )
-    return ts, metrics
+    return _replicated(ts), metrics
+
+
+DATA_AXIS = "data"
+
+
+def _replicated(tree: Any) -> Any:
+    """With a mesh, pins a train state (or any pytree of it) to full replication on every device."""
+    mesh = tree.spec.mesh if isinstance(tree, TrainState) else None
+    if mesh is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
 def _scan_updates(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
