@@ -138,6 +138,17 @@ def _float32(tree: Any) -> Any:
     return {k: _float32(v) for k, v in tree.items()} if isinstance(tree, Mapping) else np.asarray(tree, np.float32)
 
 
+def _nonfinite_rows(transition: Transition, n: int) -> list[tuple[int, str]]:
+    """``(environment, field)`` of every NaN or infinite value in a ``[n, ...]`` transition (first field per env)."""
+    bad: dict[int, str] = {}
+    for name in ("observations", "actions", "rewards", "next_observations", "states", "next_states"):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(getattr(transition, name)):
+            finite = np.isfinite(np.asarray(leaf).reshape(n, -1)).all(axis=1)
+            for env in np.nonzero(~finite)[0]:
+                bad.setdefault(int(env), name + jax.tree_util.keystr(path))
+    return sorted(bad.items())
+
+
 def _network(model: Any, role: str, with_states: bool = False) -> Any:
     """The core network for a model given in ``models``: adapters for skrl-style models, others as they are."""
     if models_lib.is_skrl_style(model):
@@ -237,6 +248,7 @@ class DDPG:
         self._pending: Transition | None = None
         self._prefetch: tuple | None = None  # (observations object, timestep, actions, key, noise_state, info)
         self._metrics_seen = False
+        self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")
         self.tracker = tracking.Tracker()
         self.tracking_data = self.tracker.data  # skrl's attribute name
         self.write_interval: int = 0
@@ -338,7 +350,7 @@ class DDPG:
         if self.state_space is not None and (states is None or next_states is None):
             raise ValueError("this agent has a state_space: record_transition needs states and next_states")
         self._flush()
-        self._pending = Transition(
+        transition = Transition(
             observations=_float32(observations),
             actions=np.asarray(actions, np.float32).reshape((n,) + tuple(self.action_space.shape)),
             rewards=rewards.reshape(n),
@@ -348,6 +360,19 @@ class DDPG:
             next_states=None if self.state_space is None else _float32(
                 true_next_observations(next_states, infos, "final_state")),
         )
+        bad = _nonfinite_rows(transition, n)
+        if bad:
+            if self.cfg.nonfinite_transitions == "raise":
+                env, field = bad[0]
+                raise ValueError(f"non-finite {field} (NaN or inf) from environment {env} at timestep {timestep}; set "
+                                 "cfg.nonfinite_transitions='skip' to drop such transitions instead")
+            rows = np.setdiff1d(np.arange(n), [env for env, _ in bad])
+            self.skipped_transitions += n - rows.size
+            self.tracker.track("Stats / Skipped transitions (non-finite)", float(n - rows.size))
+            if rows.size == 0:
+                return
+            transition = jax.tree.map(lambda x: x[rows], transition)
+        self._pending = transition
         self._pending_next = (next_observations, timestep + 1, timesteps)
 
     def pre_interaction(self, *, timestep: int, timesteps: int) -> None:

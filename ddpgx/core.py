@@ -434,18 +434,27 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
         lr = _learning_rate(opt_state)
         if lr is not None:
             metrics[f"{name}_learning_rate"] = lr
-    ts = ts.replace(
-        policy_params=policy_params,
-        critic_params=critic_params,
-        target_policy_params=target_policy_params,
-        target_critic_params=target_critic_params,
-        policy_opt_state=policy_opt_state,
-        critic_opt_state=critic_opt_state,
-        observation_stats=obs_stats,
-        state_stats=state_stats,
-        step=ts.step + 1,
-    )
-    return _replicated(ts), metrics
+    new = {
+        "policy_params": policy_params,
+        "critic_params": critic_params,
+        "target_policy_params": target_policy_params,
+        "target_critic_params": target_critic_params,
+        "policy_opt_state": policy_opt_state,
+        "critic_opt_state": critic_opt_state,
+        "observation_stats": obs_stats,
+        "state_stats": state_stats,
+    }
+    step = ts.step + 1
+    if config.skip_nonfinite_updates:
+        # A NaN or infinite loss (from a bad transition, or a diverging critic) must never reach the parameters: the
+        # whole step, scaler statistics included, is dropped and reported. The policy loss is computed through the
+        # updated critic, so a critic step that produced non-finite parameters shows up there too. The selects fuse
+        # into the optimizer's elementwise updates.
+        ok = jnp.isfinite(critic_loss) & jnp.isfinite(policy_loss)
+        new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, {name: getattr(ts, name) for name in new})
+        step = ts.step + ok.astype(ts.step.dtype)
+        metrics["skipped_updates"] = 1.0 - ok.astype(jnp.float32)
+    return _replicated(ts.replace(step=step, **new)), metrics
 
 
 DATA_AXIS = "data"
@@ -482,7 +491,9 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
       ``(train_state, metrics)``, metrics a dict of scalar arrays: ``critic_loss``, ``policy_loss``,
       ``q_mean/min/max`` (critic on the sampled actions), ``target_mean/min/max``, with ``grad_norm_clip > 0``
       ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping), and, for injected learning rates,
-      ``policy_learning_rate`` and ``critic_learning_rate`` (the rates this update used).
+      ``policy_learning_rate`` and ``critic_learning_rate`` (the rates this update used), and with
+      ``skip_nonfinite_updates`` (the default) ``skipped_updates``: the fraction of gradient steps dropped because a
+      loss was NaN or infinite (their parameters, optimizer states and scaler statistics are left unchanged).
     """
     return _scan_updates(train_state, _prepare_batch(train_state.spec, batch))
 
