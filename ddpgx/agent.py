@@ -138,6 +138,12 @@ def _float32(tree: Any) -> Any:
     return {k: _float32(v) for k, v in tree.items()} if isinstance(tree, Mapping) else np.asarray(tree, np.float32)
 
 
+def _check_timesteps(timestep: Any, timesteps: Any) -> None:
+    for name, value in (("timestep", timestep), ("timesteps", timesteps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**31:
+            raise ValueError(f"{name}={value!r} is invalid: expected an integer in [0, 2**31)")
+
+
 def _nonfinite_rows(transition: Transition, n: int) -> list[tuple[int, str]]:
     """``(environment, field)`` of every NaN or infinite value in a ``[n, ...]`` transition (first field per env)."""
     bad: dict[int, str] = {}
@@ -311,11 +317,13 @@ class DDPG:
     def act(self, observations: Any, states: Any = None, *, timestep: int, timesteps: int) -> tuple[jax.Array, dict]:
         """Actions for ``[num_envs, ...]`` observations: exploring in training mode (uniform for
         ``random_timesteps``, then policy plus scheduled noise), the deterministic policy otherwise."""
+        _check_timesteps(timestep, timesteps)
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is not None and prefetch[0] is observations and prefetch[1] == timestep:
             _, _, actions, key, noise_state, info = prefetch
             self.train_state = self.train_state.replace(key=key, noise_state=noise_state)
         else:
+            core.check_numeric(observations, "observations")
             ts = self.train_state
             num_envs = spaces.flatten_with_batch_shape(ts.spec.observation, observations, "observations")[1]
             if len(num_envs) == 1 and ts.noise_state.shape[0] != num_envs[0]:
@@ -334,8 +342,17 @@ class DDPG:
                           timestep: int, timesteps: int) -> None:
         """Tracks rewards and episodes and, in training mode, stores the transition (with ``rewards_shaper``
         applied and the true final observation of finished episodes, from ``infos["final_obs"]``)."""
+        _check_timesteps(timestep, timesteps)
+        for name, value in (("observations", observations), ("actions", actions), ("rewards", rewards),
+                            ("next_observations", next_observations), ("terminated", terminated),
+                            ("truncated", truncated), ("states", states), ("next_states", next_states)):
+            if value is not None:
+                core.check_numeric(value, name)
         rewards = np.asarray(rewards, np.float32)
         terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
+        if rewards.size != terminated.size or rewards.size != truncated.size or rewards.size == 0:
+            raise ValueError(f"rewards, terminated and truncated must hold one value per environment; got shapes "
+                             f"{rewards.shape}, {terminated.shape} and {truncated.shape}")
         if self.write_interval > 0:
             self.tracker.track_step(rewards, terminated, truncated)
         done = np.logical_or(terminated, truncated).reshape(-1)
@@ -349,6 +366,19 @@ class DDPG:
         n = done.shape[0]
         if self.state_space is not None and (states is None or next_states is None):
             raise ValueError("this agent has a state_space: record_transition needs states and next_states")
+        spec = self.train_state.spec
+        inputs = [("observations", observations, spec.observation), ("next_observations", next_observations,
+                                                                       spec.observation)]
+        if spec.state is not None:
+            inputs += [("states", states, spec.state), ("next_states", next_states, spec.state)]
+        for name, value, layout in inputs:
+            lead = spaces.flatten_with_batch_shape(layout, value, name)[1]
+            if lead != (n,):
+                raise ValueError(f"{name} has batch shape {lead}, expected ({n},): one row per environment (as many "
+                                 "as rewards)")
+        if np.size(actions) != n * spec.action.size:
+            expected = (n,) + spec.action.shape
+            raise ValueError(f"actions have shape {np.shape(actions)}, expected {expected}")
         self._flush()
         transition = Transition(
             observations=_float32(observations),
@@ -381,6 +411,7 @@ class DDPG:
     def post_interaction(self, *, timestep: int, timesteps: int) -> None:
         """Stores the recorded transition and, from ``learning_starts`` on, updates (one jitted call); then writes
         TensorBoard data and checkpoints when their intervals come."""
+        _check_timesteps(timestep, timesteps)
         if self.training and self._pending is not None:
             if timestep >= self.cfg.learning_starts:
                 next_observations, next_timestep, next_timesteps = self._pending_next

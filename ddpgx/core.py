@@ -39,6 +39,7 @@ import flax.linen as nn
 import gymnasium
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -178,8 +179,8 @@ def init(
     critic_inputs = obs if state_layout is None else jnp.zeros((1, state_layout.size), jnp.float32)
     actions = jnp.zeros((1, act_layout.size), jnp.float32)
     # One compiled program per network instead of an eager dispatch (and compilation) per layer operation.
-    policy_params = jax.jit(policy.init)(policy_key, obs)
-    critic_params = jax.jit(critic.init)(critic_key, critic_inputs, actions)
+    policy_params = _init_network(policy, policy_key, obs)
+    critic_params = _init_network(critic, critic_key, critic_inputs, actions)
     # Validates output shapes now, with a clear message, by tracing only (nothing is compiled or run).
     jax.eval_shape(functools.partial(_policy_actions, spec), policy_params, obs)
     jax.eval_shape(functools.partial(_critic_values, spec), critic_params, critic_inputs, actions)
@@ -205,6 +206,25 @@ def init(
         key=key,
         spec=spec,
     )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_network(module: Any, key: jax.Array, *inputs: jax.Array) -> Any:
+    """``module.init`` as one compiled program, cached across equal (hashable) modules."""
+    return module.init(key, *inputs)
+
+
+def check_numeric(tree: Any, name: str) -> None:
+    """Raises ``ValueError`` naming ``name`` if a leaf of ``tree`` is not an array of numbers (or booleans)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            try:
+                dtype = np.asarray(leaf).dtype
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{name}{jax.tree_util.keystr(path)} is not an array ({error})") from error
+        if np.dtype(dtype).kind not in "biuf" and not jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has dtype {dtype}: expected real numbers")
 
 
 def _policy_actions(spec: AgentSpec, params: Any, obs: jax.Array) -> jax.Array:
@@ -251,6 +271,7 @@ def act(
       ``(actions [num_envs, *action_shape], train_state, info)``, ``info["noise"]`` the scaled noise added
       (zeros where no noise applied) and ``info["noise_max/min/mean"]`` its statistics.
     """
+    check_numeric(observations, "observations")
     actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore, episode_starts)
     return actions, train_state.replace(key=key, noise_state=noise_state), info
 
