@@ -99,7 +99,7 @@ SEED = 0
 # --------------------------------------------------------------------------- #
 def dense_flops(batch: int, sizes: tuple[int, ...]) -> list[int]:
     """Forward matmul FLOPs ``2 B n m`` of each layer of an MLP with layer widths ``sizes`` (input first)."""
-    return [2 * batch * n * m for n, m in zip(sizes[:-1], sizes[1:])]
+    return [2 * batch * n * m for n, m in zip(sizes[:-1], sizes[1:], strict=True)]
 
 
 def ddpg_step_flops(
@@ -358,7 +358,7 @@ class CpuMeter:
         end, wall = self._read(), time.perf_counter() - self._t0
         if self._start is None or end is None or wall <= 0:
             return None
-        busy, steal, own = (b - a for a, b in zip(self._start, end))
+        busy, steal, own = (b - a for a, b in zip(self._start, end, strict=True))
         other = max(busy - own, 0)
         return own / self.tick / wall, other / self.tick / wall, steal / self.tick / wall, wall
 
@@ -521,7 +521,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     medians = {(b, name): float(np.median(t)) for b, name, t in results}
-    for b, name, t in results:
+    for b, name, _ in results:
         med = medians[(b, name)]
         flops = sum(ddpg_step_flops(b).values())
         ratio = med / medians[(b, "ddpgx.update")]

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, networks, replay, spaces, tracking
+from ddpgx import checkpoints, core, networks, replay, sharding, spaces, tracking
 from ddpgx import models as models_lib
 from ddpgx import noise as noise_lib
 from ddpgx.config import DDPGConfig
@@ -138,6 +138,23 @@ def _float32(tree: Any) -> Any:
     return {k: _float32(v) for k, v in tree.items()} if isinstance(tree, Mapping) else np.asarray(tree, np.float32)
 
 
+def _check_timesteps(timestep: Any, timesteps: Any) -> None:
+    for name, value in (("timestep", timestep), ("timesteps", timesteps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**31:
+            raise ValueError(f"{name}={value!r} is invalid: expected an integer in [0, 2**31)")
+
+
+def _nonfinite_rows(transition: Transition, n: int) -> list[tuple[int, str]]:
+    """``(environment, field)`` of every NaN or infinite value in a ``[n, ...]`` transition (first field per env)."""
+    bad: dict[int, str] = {}
+    for name in ("observations", "actions", "rewards", "next_observations", "states", "next_states"):
+        for path, leaf in jax.tree_util.tree_leaves_with_path(getattr(transition, name)):
+            finite = np.isfinite(np.asarray(leaf).reshape(n, -1)).all(axis=1)
+            for env in np.nonzero(~finite)[0]:
+                bad.setdefault(int(env), name + jax.tree_util.keystr(path))
+    return sorted(bad.items())
+
+
 def _network(model: Any, role: str, with_states: bool = False) -> Any:
     """The core network for a model given in ``models``: adapters for skrl-style models, others as they are."""
     if models_lib.is_skrl_style(model):
@@ -162,6 +179,9 @@ class DDPG:
       device: ``"cpu"``, ``"cuda:0"``, a ``jax.Device`` or None (JAX's default device).
       cfg: a :class:`ddpgx.DDPG_CFG` or a dict of its fields.
       seed: seed of the networks' initialisation and of exploration (default: :func:`ddpgx.models.set_seed`'s).
+      mesh: data-parallel training over devices: a ``jax.sharding.Mesh`` with a ``"data"`` axis
+        (:func:`ddpgx.sharding.make_mesh`) or a device count. The train state is replicated, the replay memory and
+        every minibatch split over the devices (see :mod:`ddpgx.sharding`).
 
     Raises:
       KeyError: a model needed is missing (its key is named).
@@ -179,6 +199,7 @@ class DDPG:
         device: Any = None,
         cfg: DDPG_CFG | Mapping = {},  # noqa: B006 -- skrl's signature; never mutated
         seed: int | None = None,
+        mesh: Any = None,
     ) -> None:
         self.cfg = make_cfg(copy.deepcopy(cfg) if isinstance(cfg, Mapping) else cfg, DDPG_CFG)
         if not isinstance(models, Mapping):
@@ -216,7 +237,8 @@ class DDPG:
                            critic=_network(critic, "critic", with_states=state_space is not None),
                            num_envs=num_envs)
             ts = self._with_model_params(ts)
-            self.train_state = jax.device_put(ts, self.device)
+            self.mesh = None if mesh is None else sharding.make_mesh(mesh) if isinstance(mesh, int) else mesh
+            self.train_state = self._place(ts)
             if memory is not None:
                 example = Transition(
                     observations=_zeros(observation_space), actions=np.zeros(action_space.shape, np.float32),
@@ -225,11 +247,14 @@ class DDPG:
                     next_states=None if state_space is None else _zeros(state_space),
                 )
                 memory.create(example)
+                if self.mesh is not None:
+                    memory.state = sharding.shard_replay(memory.state, self.mesh)
 
         self._episode_starts = np.ones(num_envs, bool)
         self._pending: Transition | None = None
         self._prefetch: tuple | None = None  # (observations object, timestep, actions, key, noise_state, info)
         self._metrics_seen = False
+        self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")
         self.tracker = tracking.Tracker()
         self.tracking_data = self.tracker.data  # skrl's attribute name
         self.write_interval: int = 0
@@ -292,11 +317,13 @@ class DDPG:
     def act(self, observations: Any, states: Any = None, *, timestep: int, timesteps: int) -> tuple[jax.Array, dict]:
         """Actions for ``[num_envs, ...]`` observations: exploring in training mode (uniform for
         ``random_timesteps``, then policy plus scheduled noise), the deterministic policy otherwise."""
+        _check_timesteps(timestep, timesteps)
         prefetch, self._prefetch = self._prefetch, None
         if prefetch is not None and prefetch[0] is observations and prefetch[1] == timestep:
             _, _, actions, key, noise_state, info = prefetch
             self.train_state = self.train_state.replace(key=key, noise_state=noise_state)
         else:
+            core.check_numeric(observations, "observations")
             ts = self.train_state
             num_envs = spaces.flatten_with_batch_shape(ts.spec.observation, observations, "observations")[1]
             if len(num_envs) == 1 and ts.noise_state.shape[0] != num_envs[0]:
@@ -315,8 +342,17 @@ class DDPG:
                           timestep: int, timesteps: int) -> None:
         """Tracks rewards and episodes and, in training mode, stores the transition (with ``rewards_shaper``
         applied and the true final observation of finished episodes, from ``infos["final_obs"]``)."""
+        _check_timesteps(timestep, timesteps)
+        for name, value in (("observations", observations), ("actions", actions), ("rewards", rewards),
+                            ("next_observations", next_observations), ("terminated", terminated),
+                            ("truncated", truncated), ("states", states), ("next_states", next_states)):
+            if value is not None:
+                core.check_numeric(value, name)
         rewards = np.asarray(rewards, np.float32)
         terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
+        if rewards.size != terminated.size or rewards.size != truncated.size or rewards.size == 0:
+            raise ValueError(f"rewards, terminated and truncated must hold one value per environment; got shapes "
+                             f"{rewards.shape}, {terminated.shape} and {truncated.shape}")
         if self.write_interval > 0:
             self.tracker.track_step(rewards, terminated, truncated)
         done = np.logical_or(terminated, truncated).reshape(-1)
@@ -330,8 +366,21 @@ class DDPG:
         n = done.shape[0]
         if self.state_space is not None and (states is None or next_states is None):
             raise ValueError("this agent has a state_space: record_transition needs states and next_states")
+        spec = self.train_state.spec
+        inputs = [("observations", observations, spec.observation), ("next_observations", next_observations,
+                                                                       spec.observation)]
+        if spec.state is not None:
+            inputs += [("states", states, spec.state), ("next_states", next_states, spec.state)]
+        for name, value, layout in inputs:
+            lead = spaces.flatten_with_batch_shape(layout, value, name)[1]
+            if lead != (n,):
+                raise ValueError(f"{name} has batch shape {lead}, expected ({n},): one row per environment (as many "
+                                 "as rewards)")
+        if np.size(actions) != n * spec.action.size:
+            expected = (n,) + spec.action.shape
+            raise ValueError(f"actions have shape {np.shape(actions)}, expected {expected}")
         self._flush()
-        self._pending = Transition(
+        transition = Transition(
             observations=_float32(observations),
             actions=np.asarray(actions, np.float32).reshape((n,) + tuple(self.action_space.shape)),
             rewards=rewards.reshape(n),
@@ -341,6 +390,19 @@ class DDPG:
             next_states=None if self.state_space is None else _float32(
                 true_next_observations(next_states, infos, "final_state")),
         )
+        bad = _nonfinite_rows(transition, n)
+        if bad:
+            if self.cfg.nonfinite_transitions == "raise":
+                env, field = bad[0]
+                raise ValueError(f"non-finite {field} (NaN or inf) from environment {env} at timestep {timestep}; set "
+                                 "cfg.nonfinite_transitions='skip' to drop such transitions instead")
+            rows = np.setdiff1d(np.arange(n), [env for env, _ in bad])
+            self.skipped_transitions += n - rows.size
+            self.tracker.track("Stats / Skipped transitions (non-finite)", float(n - rows.size))
+            if rows.size == 0:
+                return
+            transition = jax.tree.map(lambda x: x[rows], transition)
+        self._pending = transition
         self._pending_next = (next_observations, timestep + 1, timesteps)
 
     def pre_interaction(self, *, timestep: int, timesteps: int) -> None:
@@ -349,6 +411,7 @@ class DDPG:
     def post_interaction(self, *, timestep: int, timesteps: int) -> None:
         """Stores the recorded transition and, from ``learning_starts`` on, updates (one jitted call); then writes
         TensorBoard data and checkpoints when their intervals come."""
+        _check_timesteps(timestep, timesteps)
         if self.training and self._pending is not None:
             if timestep >= self.cfg.learning_starts:
                 next_observations, next_timestep, next_timesteps = self._pending_next
@@ -405,12 +468,14 @@ class DDPG:
         items, metadata = checkpoints.load(path, target)
         with jax.default_device(self.device):
             ts = checkpoints.restore_train_state(self.train_state, items["train_state"])
-            self.train_state = jax.device_put(ts, self.device)
+            self.train_state = self._place(ts)
             if "memory" in items and self.memory is not None:
                 saved = items["memory"]
                 self.memory.state = self.memory.state.replace(
                     data=jax.tree.map(jnp.asarray, saved["data"]), position=jnp.asarray(saved["position"]),
                     size=jnp.asarray(saved["size"]))
+                if self.mesh is not None:
+                    self.memory.state = sharding.shard_replay(self.memory.state, self.mesh)
         self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
         self._prefetch = None
 
@@ -447,6 +512,10 @@ class DDPG:
 
     # ----------------------------------------------------------------------------------------------------------------
     # internals
+
+    def _place(self, ts: core.TrainState) -> core.TrainState:
+        """On the agent's device, or replicated over its mesh."""
+        return jax.device_put(ts, self.device) if self.mesh is None else sharding.shard(ts, self.mesh)
 
     def _flush(self) -> None:
         """Adds a recorded transition that no update has consumed yet to the memory."""

@@ -3,9 +3,11 @@
 A checkpoint is a directory written by ``orbax.checkpoint.StandardCheckpointer``: every array of the train state
 (policy, critic and target parameters, both optimizer states, scaler statistics, noise parameters and the
 Ornstein-Uhlenbeck state, hyperparameters, step count and the PRNG key as raw key data), optionally the replay
-buffer, and a small JSON of metadata (timestep, what is inside). orbax writes into a temporary directory and renames
-it when complete, so a directory named ``agent_<timestep>`` is always a whole checkpoint; :func:`latest` finds the
-newest one.
+buffer, and a small JSON of metadata (timestep, what is inside). :func:`save` writes it under a temporary name,
+seals it with ``ddpgx_manifest.json`` (the size and SHA-256 of every file) and renames it into place, so a directory
+named ``agent_<timestep>`` is always a whole checkpoint; :func:`verify` checks a checkpoint against its manifest
+(detecting truncated or altered files), :func:`load` refuses a damaged one with a ``ValueError`` and :func:`latest`
+finds the newest intact one.
 
 Layout, as skrl documents it: ``<directory>/<experiment_name>/checkpoints/agent_<timestep>`` and ``best_agent``
 (``<module>_<timestep>`` and ``best_<module>`` per module with ``store_separately``).
@@ -13,6 +15,8 @@ Layout, as skrl documents it: ``<directory>/<experiment_name>/checkpoints/agent_
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -22,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["FORMAT", "latest", "load", "save", "train_state_tree"]
+__all__ = ["FORMAT", "latest", "load", "metadata", "save", "train_state_tree", "verify"]
 
 FORMAT = "ddpgx-checkpoint-1"
 
@@ -55,18 +59,85 @@ def _checkpointer():
 def save(directory: str, items: dict[str, Any], metadata: dict[str, Any]) -> str:
     """Writes ``items`` (a dict of pytrees) to ``directory`` (replacing an older checkpoint there); returns its path.
 
-    The write is complete when this returns; an interrupted write leaves no directory of that name.
+    Crash safety: the checkpoint is written under a temporary name, sealed with a manifest of its files (sizes and
+    SHA-256) and only then renamed into place; an older checkpoint of the same name is moved aside before and
+    deleted after, so at every instant a complete checkpoint exists under ``directory`` or under
+    ``directory + ".old"`` (which :func:`load` falls back to). A process killed at any moment never leaves a
+    half-written directory under the final name.
     """
-    directory = os.path.abspath(directory)
+    directory = os.path.abspath(directory.rstrip("/"))
     host_items = jax.device_get(items)  # one transfer; the device state may be donated right after
+    staging = f"{directory}.partial-{os.getpid()}"
+    remove(staging)
     checkpointer = _checkpointer()
     try:
-        checkpointer.save(directory, host_items, force=True,
+        checkpointer.save(staging, host_items, force=True,
                           custom_metadata={"format": FORMAT, "items": sorted(items), **metadata})
         checkpointer.wait_until_finished()
     finally:
         checkpointer.close()
+    _write_manifest(staging)
+    old = f"{directory}.old"
+    if os.path.isdir(directory):
+        remove(old)
+        os.replace(directory, old)
+    os.replace(staging, directory)
+    remove(old)
     return directory
+
+
+MANIFEST = "ddpgx_manifest.json"
+
+
+def _files(directory: str) -> dict[str, int]:
+    found = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            relative = os.path.relpath(path, directory)
+            if relative != MANIFEST:
+                found[relative] = os.path.getsize(path)
+    return found
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_manifest(directory: str) -> None:
+    files = {name: {"size": size, "sha256": _sha256(os.path.join(directory, name))}
+             for name, size in _files(directory).items()}
+    tmp = os.path.join(directory, MANIFEST + ".tmp")
+    with open(tmp, "w") as file:
+        json.dump({"format": FORMAT, "files": files}, file)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, os.path.join(directory, MANIFEST))
+
+
+def verify(directory: str) -> None:
+    """Raises ``ValueError`` unless ``directory`` is a complete, intact checkpoint (every file of its manifest
+    present with the recorded size and SHA-256)."""
+    manifest_path = os.path.join(directory, MANIFEST)
+    if not os.path.isfile(manifest_path):
+        raise ValueError(f"checkpoint {directory!r} is incomplete (no {MANIFEST}: its write was interrupted, or it "
+                         "was not written by ddpgx)")
+    try:
+        with open(manifest_path) as file:
+            files = json.load(file)["files"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"checkpoint {directory!r} is corrupted: unreadable {MANIFEST} ({error})") from error
+    for name, expected in files.items():
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            raise ValueError(f"checkpoint {directory!r} is corrupted: {name} is missing")
+        if os.path.getsize(path) != expected["size"] or _sha256(path) != expected["sha256"]:
+            raise ValueError(f"checkpoint {directory!r} is corrupted: {name} does not match its recorded size and "
+                             "SHA-256")
 
 
 def load(directory: str, target: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -77,9 +148,12 @@ def load(directory: str, target: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     Raises:
       ValueError: if the path is not a complete ddpgx checkpoint, or its contents do not match ``target``.
     """
-    directory = os.path.abspath(directory)
+    directory = os.path.abspath(directory.rstrip("/"))
+    if not os.path.isdir(directory) and os.path.isdir(f"{directory}.old"):
+        directory = f"{directory}.old"  # a save of the same name was interrupted after moving this one aside
     if not os.path.isdir(directory):
         raise ValueError(f"checkpoint {directory!r} does not exist (expected a directory written by save)")
+    verify(directory)
     checkpointer = _checkpointer()
     try:
         metadata = dict(checkpointer.metadata(directory).custom_metadata or {})
@@ -116,6 +190,7 @@ def load(directory: str, target: dict[str, Any]) -> tuple[dict[str, Any], dict[s
 def metadata(directory: str) -> dict[str, Any]:
     """The metadata a checkpoint was saved with (``timestep``, ``items``, ...)."""
     directory = os.path.abspath(directory)
+    verify(directory)
     checkpointer = _checkpointer()
     try:
         return dict(checkpointer.metadata(directory).custom_metadata or {})
@@ -142,14 +217,17 @@ _AGENT_NAME = re.compile(r"^agent_(\d+)$")
 
 
 def latest(checkpoints_dir: str) -> str | None:
-    """The newest complete ``agent_<timestep>`` checkpoint in ``checkpoints_dir`` (None if there is none)."""
+    """The newest complete and intact ``agent_<timestep>`` checkpoint in ``checkpoints_dir`` (None if none is)."""
     if not os.path.isdir(checkpoints_dir):
         return None
     found = [(int(m.group(1)), name) for name in os.listdir(checkpoints_dir) if (m := _AGENT_NAME.match(name))]
     for _, name in sorted(found, reverse=True):
         path = os.path.join(checkpoints_dir, name)
-        if os.path.isdir(path) and os.path.exists(os.path.join(path, "_CHECKPOINT_METADATA")):
-            return path
+        try:
+            verify(path)
+        except ValueError:
+            continue  # interrupted or damaged: fall back to an older one
+        return path
     return None
 
 

@@ -45,6 +45,8 @@ class DDPGConfig:
       state_preprocessor: standardise states (the critic's privileged input) with running statistics.
       preprocessor_epsilon: added to the standard deviation when standardising.
       preprocessor_clip: standardised values are clipped to ``[-clip, clip]``.
+      skip_nonfinite_updates: drop a gradient step whose critic or policy loss is NaN or infinite (parameters,
+        optimizer states and scaler statistics stay as they were; the ``skipped_updates`` metric counts it).
     """
 
     batch_size: int = 64
@@ -60,6 +62,7 @@ class DDPGConfig:
     state_preprocessor: bool = False
     preprocessor_epsilon: float = 1e-8
     preprocessor_clip: float = 5.0
+    skip_nonfinite_updates: bool = True
 
     def __post_init__(self):
         _positive_int("batch_size", self.batch_size)
@@ -82,7 +85,7 @@ class DDPGConfig:
             raise ValueError(
                 f"exploration_scheduler={self.exploration_scheduler!r} is invalid: expected a callable or None"
             )
-        for name in ("observation_preprocessor", "state_preprocessor"):
+        for name in ("observation_preprocessor", "state_preprocessor", "skip_nonfinite_updates"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")
         _real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)

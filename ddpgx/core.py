@@ -39,6 +39,7 @@ import flax.linen as nn
 import gymnasium
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -60,6 +61,7 @@ class AgentSpec:
     critic: Any
     policy_optimizer: optax.GradientTransformation
     critic_optimizer: optax.GradientTransformation
+    mesh: Optional[jax.sharding.Mesh] = None  # data-parallel mesh (axis "data"); set by ddpgx.sharding.shard
 
 
 class Hyperparams(NamedTuple):
@@ -177,8 +179,8 @@ def init(
     critic_inputs = obs if state_layout is None else jnp.zeros((1, state_layout.size), jnp.float32)
     actions = jnp.zeros((1, act_layout.size), jnp.float32)
     # One compiled program per network instead of an eager dispatch (and compilation) per layer operation.
-    policy_params = jax.jit(policy.init)(policy_key, obs)
-    critic_params = jax.jit(critic.init)(critic_key, critic_inputs, actions)
+    policy_params = _init_network(policy, policy_key, obs)
+    critic_params = _init_network(critic, critic_key, critic_inputs, actions)
     # Validates output shapes now, with a clear message, by tracing only (nothing is compiled or run).
     jax.eval_shape(functools.partial(_policy_actions, spec), policy_params, obs)
     jax.eval_shape(functools.partial(_critic_values, spec), critic_params, critic_inputs, actions)
@@ -204,6 +206,25 @@ def init(
         key=key,
         spec=spec,
     )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _init_network(module: Any, key: jax.Array, *inputs: jax.Array) -> Any:
+    """``module.init`` as one compiled program, cached across equal (hashable) modules."""
+    return module.init(key, *inputs)
+
+
+def check_numeric(tree: Any, name: str) -> None:
+    """Raises ``ValueError`` naming ``name`` if a leaf of ``tree`` is not an array of numbers (or booleans)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is None:
+            try:
+                dtype = np.asarray(leaf).dtype
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"{name}{jax.tree_util.keystr(path)} is not an array ({error})") from error
+        if np.dtype(dtype).kind not in "biuf" and not jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has dtype {dtype}: expected real numbers")
 
 
 def _policy_actions(spec: AgentSpec, params: Any, obs: jax.Array) -> jax.Array:
@@ -250,6 +271,7 @@ def act(
       ``(actions [num_envs, *action_shape], train_state, info)``, ``info["noise"]`` the scaled noise added
       (zeros where no noise applied) and ``info["noise_max/min/mean"]`` its statistics.
     """
+    check_numeric(observations, "observations")
     actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore, episode_starts)
     return actions, train_state.replace(key=key, noise_state=noise_state), info
 
@@ -337,7 +359,7 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
         raise ValueError("batch has states but the train state was made without a state_space")
     if spec.state is not None and (batch.states is None or batch.next_states is None):
         raise ValueError("the train state was made with a state_space, so the batch needs states and next_states")
-    return Transition(
+    prepared = Transition(
         observations=to_steps(observations),
         actions=to_steps(actions.reshape(lead + (spec.action.size,)).astype(jnp.float32)),
         rewards=vector(batch.rewards, "rewards"),
@@ -346,6 +368,16 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
         states=None if spec.state is None else inputs(batch.states, spec.state, "states"),
         next_states=None if spec.state is None else inputs(batch.next_states, spec.state, "next_states"),
     )
+    if spec.mesh is None:
+        return prepared
+    # Data parallelism: each device takes a slice of every minibatch; XLA all-reduces the gradients (the losses are
+    # means over the whole minibatch, so the gradient is exactly the single-device one, not N times it).
+    devices = spec.mesh.shape[DATA_AXIS]
+    if lead[-1] % devices:
+        raise ValueError(f"a minibatch of {lead[-1]} transitions cannot be split over {devices} devices: use a batch "
+                         f"size divisible by {devices}")
+    sharding = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec(None, DATA_AXIS))
+    return jax.lax.with_sharding_constraint(prepared, sharding)
 
 
 def _learning_rate(opt_state: Any) -> Optional[jax.Array]:
@@ -423,18 +455,38 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
         lr = _learning_rate(opt_state)
         if lr is not None:
             metrics[f"{name}_learning_rate"] = lr
-    ts = ts.replace(
-        policy_params=policy_params,
-        critic_params=critic_params,
-        target_policy_params=target_policy_params,
-        target_critic_params=target_critic_params,
-        policy_opt_state=policy_opt_state,
-        critic_opt_state=critic_opt_state,
-        observation_stats=obs_stats,
-        state_stats=state_stats,
-        step=ts.step + 1,
-    )
-    return ts, metrics
+    new = {
+        "policy_params": policy_params,
+        "critic_params": critic_params,
+        "target_policy_params": target_policy_params,
+        "target_critic_params": target_critic_params,
+        "policy_opt_state": policy_opt_state,
+        "critic_opt_state": critic_opt_state,
+        "observation_stats": obs_stats,
+        "state_stats": state_stats,
+    }
+    step = ts.step + 1
+    if config.skip_nonfinite_updates:
+        # A NaN or infinite loss (from a bad transition, or a diverging critic) must never reach the parameters: the
+        # whole step, scaler statistics included, is dropped and reported. The policy loss is computed through the
+        # updated critic, so a critic step that produced non-finite parameters shows up there too. The selects fuse
+        # into the optimizer's elementwise updates.
+        ok = jnp.isfinite(critic_loss) & jnp.isfinite(policy_loss)
+        new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, {name: getattr(ts, name) for name in new})
+        step = ts.step + ok.astype(ts.step.dtype)
+        metrics["skipped_updates"] = 1.0 - ok.astype(jnp.float32)
+    return _replicated(ts.replace(step=step, **new)), metrics
+
+
+DATA_AXIS = "data"
+
+
+def _replicated(tree: Any) -> Any:
+    """With a mesh, pins a train state (or any pytree of it) to full replication on every device."""
+    mesh = tree.spec.mesh if isinstance(tree, TrainState) else None
+    if mesh is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
 def _scan_updates(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -460,7 +512,9 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
       ``(train_state, metrics)``, metrics a dict of scalar arrays: ``critic_loss``, ``policy_loss``,
       ``q_mean/min/max`` (critic on the sampled actions), ``target_mean/min/max``, with ``grad_norm_clip > 0``
       ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping), and, for injected learning rates,
-      ``policy_learning_rate`` and ``critic_learning_rate`` (the rates this update used).
+      ``policy_learning_rate`` and ``critic_learning_rate`` (the rates this update used), and with
+      ``skip_nonfinite_updates`` (the default) ``skipped_updates``: the fraction of gradient steps dropped because a
+      loss was NaN or infinite (their parameters, optimizer states and scaler statistics are left unchanged).
     """
     return _scan_updates(train_state, _prepare_batch(train_state.spec, batch))
 

@@ -87,6 +87,9 @@ class DDPG_CFG:  # noqa: N801 -- skrl's documented name
       exploration_noise_kwargs: keyword arguments of the noise class.
       exploration_scheduler: ``(timestep, timesteps) -> scale`` of the noise.
       rewards_shaper: ``(rewards, timestep, timesteps) -> rewards`` applied before rewards are stored.
+      nonfinite_transitions: (ddpgx) what ``record_transition`` does with a NaN or infinite observation, state,
+        action or reward: ``"raise"`` a ``ValueError`` naming the environment, timestep and field, or ``"skip"`` the
+        environment's transition and count it (``skipped_transitions``).
     """
 
     experiment: ExperimentCfg = dataclasses.field(default_factory=ExperimentCfg)
@@ -108,6 +111,7 @@ class DDPG_CFG:  # noqa: N801 -- skrl's documented name
     exploration_noise_kwargs: dict = dataclasses.field(default_factory=dict)
     exploration_scheduler: Callable[[int, int], float] | None = None
     rewards_shaper: Callable | None = None
+    nonfinite_transitions: Literal["raise", "skip"] = "raise"
 
     def validate(self) -> None:
         """Raises ``ValueError`` naming the first field whose value is out of range or of the wrong kind."""
@@ -142,6 +146,9 @@ class DDPG_CFG:  # noqa: N801 -- skrl's documented name
         for name in ("observation_preprocessor_kwargs", "state_preprocessor_kwargs", "exploration_noise_kwargs"):
             if not isinstance(getattr(self, name), Mapping):
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected a dict")
+        if self.nonfinite_transitions not in ("raise", "skip"):
+            raise ValueError(f"nonfinite_transitions={self.nonfinite_transitions!r} is invalid: expected 'raise' or "
+                             "'skip'")
         for name in ("exploration_scheduler", "rewards_shaper"):
             value = getattr(self, name)
             if value is not None and not callable(value):

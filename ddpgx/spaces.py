@@ -59,14 +59,20 @@ def input_layout(space: gymnasium.Space, name: str = "observation_space") -> Inp
       ValueError: naming the space if it (or one of its sub-spaces) is not a supported kind.
     """
     if isinstance(space, gymnasium.spaces.Box):
-        return InputLayout(keys=None, shapes=(tuple(int(d) for d in space.shape),))
-    if isinstance(space, gymnasium.spaces.Dict):
+        layout = InputLayout(keys=None, shapes=(tuple(int(d) for d in space.shape),))
+    elif isinstance(space, gymnasium.spaces.Dict):
         keys: list[tuple[str, ...]] = []
         shapes: list[tuple[int, ...]] = []
         _collect_dict(space, (), keys, shapes, name)
         if not keys:
             raise ValueError(f"{name} is an empty Dict space {space}; it needs at least one Box entry")
-        return InputLayout(keys=tuple(keys), shapes=tuple(shapes))
+        layout = InputLayout(keys=tuple(keys), shapes=tuple(shapes))
+    else:
+        layout = None
+    if layout is not None:
+        if layout.size == 0:
+            raise ValueError(f"{name}={space!r} has no components (size 0): the networks need at least one input")
+        return layout
     raise ValueError(
         f"{name}={space!r} is not supported: ddpgx accepts a gymnasium Box or a Dict of Box spaces "
         "(Discrete and MultiDiscrete observations are not supported, as in skrl's DDPG)"
@@ -110,6 +116,8 @@ def action_layout(space: Any) -> ActionLayout:
             f"action_space={space!r} is unbounded (low={space.low}, high={space.high}): DDPG needs a bounded Box "
             "with finite low and high, to scale the policy's tanh output and clip exploration noise"
         )
+    if low.size == 0:
+        raise ValueError(f"action_space={space!r} has no components (size 0): DDPG needs at least one action")
     if np.any(low >= high):
         raise ValueError(f"action_space={space!r} has low >= high somewhere (low={space.low}, high={space.high})")
     return ActionLayout(

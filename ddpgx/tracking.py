@@ -40,6 +40,7 @@ METRIC_TAGS: dict[str, str] = {
     "critic_learning_rate": "Learning / Critic learning rate",
     "policy_grad_norm": "Gradient / Policy gradient norm",
     "critic_grad_norm": "Gradient / Critic gradient norm",
+    "skipped_updates": "Stats / Skipped updates (non-finite)",
 }
 
 #: Exploration-noise statistics (``noise_max/min/mean``) -> skrl's tags.

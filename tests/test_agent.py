@@ -504,3 +504,28 @@ def test_vector_environments_store_one_transition_per_env_and_final_observations
     np.testing.assert_array_equal(nxt[3 * 198:3 * 199], obs[3 * 199:3 * 200])
     assert not np.allclose(nxt[3 * 199:3 * 200], obs[3 * 200:3 * 201])
     assert np.all(np.abs(nxt[3 * 199:3 * 200, 2] - obs[3 * 199:3 * 200, 2]) < 1.5)  # angular velocity continues
+
+
+@pytest.mark.parametrize("mode", ["raise", "skip"])
+def test_nonfinite_transitions_raise_naming_env_step_and_field_or_are_skipped(mode):
+    agent = ddpgx.DDPG(models=small_models(), memory=RandomMemory(memory_size=10, num_envs=3),
+                       observation_space=OBS, action_space=ACT,
+                       cfg={"nonfinite_transitions": mode, "learning_starts": 100,
+                            "experiment": {"write_interval": 0, "checkpoint_interval": 0}})
+    agent.enable_training_mode(True)
+    obs = np.zeros((3, 3), np.float32)
+    nxt = obs.copy()
+    nxt[2, 1] = np.nan
+    rewards = np.array([[0.0], [np.inf], [0.0]], np.float32)
+    step = dict(observations=obs, states=None, actions=np.zeros((3, 1), np.float32), rewards=rewards,
+                next_observations=nxt, next_states=None, terminated=np.zeros((3, 1), bool),
+                truncated=np.zeros((3, 1), bool), infos={}, timestep=7, timesteps=10)
+    if mode == "raise":
+        with pytest.raises(ValueError, match="non-finite rewards .* from environment 1 at timestep 7"):
+            agent.record_transition(**step)
+        assert len(agent.memory) == 0
+    else:
+        agent.record_transition(**step)
+        agent.post_interaction(timestep=7, timesteps=10)
+        assert len(agent.memory) == 1 and agent.skipped_transitions == 2
+        assert np.all(np.isfinite(np.asarray(agent.memory.state.data.next_observations[0])))

@@ -104,7 +104,7 @@ def test_update_composes_in_lax_scan_and_matches_a_python_loop():
     ts_scan, metrics = jax.jit(lambda ts, b: jax.lax.scan(ddpgx.update, ts, b))(small_state(), batches)
     ts_loop = small_state()
     for i in range(4):
-        ts_loop, last = ddpgx.update(ts_loop, jax.tree.map(lambda x: x[i], batches))
+        ts_loop, last = ddpgx.update(ts_loop, jax.tree.map(lambda x, i=i: x[i], batches))
     assert metrics["critic_loss"].shape == (4,)
     for a, b in zip(numeric_leaves(ts_scan), numeric_leaves(ts_loop), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -303,3 +303,35 @@ def test_update_rejects_dict_batch_with_a_missing_entry():
     batch = Transition(obs, np.zeros((2, 1), np.float32), np.zeros(2, np.float32), obs, np.zeros(2, bool))
     with pytest.raises(ValueError, match=re.escape("batch.observations has no entry 'vel'")):
         ddpgx.update(ts, batch)
+
+
+def test_nonfinite_loss_never_reaches_the_parameters():
+    import gymnasium
+
+    obs_space = gymnasium.spaces.Box(-1, 1, (3,), np.float32)
+    act_space = gymnasium.spaces.Box(-2, 2, (1,), np.float32)
+    config = ddpgx.DDPGConfig(batch_size=8, observation_preprocessor=True)
+    ts = ddpgx.init(jax.random.key(0), config, obs_space, act_space)
+    rng = np.random.default_rng(0)
+
+    def batch(reward_value=None):
+        rewards = rng.normal(size=8).astype(np.float32)
+        if reward_value is not None:
+            rewards[3] = reward_value
+        return ddpgx.Transition(rng.normal(size=(8, 3)).astype(np.float32), rng.normal(size=(8, 1)).astype(np.float32),
+                                rewards, rng.normal(size=(8, 3)).astype(np.float32), np.zeros(8, bool))
+
+    ts, metrics = ddpgx.update(ts, batch())
+    assert float(metrics["skipped_updates"]) == 0.0 and int(ts.step) == 1
+    before = jax.tree.map(np.array, (ts.policy_params, ts.critic_params, ts.target_critic_params,
+                                     ts.critic_opt_state, ts.observation_stats))
+    for bad in (np.nan, np.inf):
+        ts, metrics = ddpgx.update(ts, batch(bad))
+        assert float(metrics["skipped_updates"]) == 1.0 and int(ts.step) == 1
+        after = (ts.policy_params, ts.critic_params, ts.target_critic_params, ts.critic_opt_state,
+                 ts.observation_stats)
+        for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True):
+            np.testing.assert_array_equal(x, y)
+    ts, metrics = ddpgx.update(ts, batch())  # training goes on from the last good state
+    assert float(metrics["skipped_updates"]) == 0.0 and int(ts.step) == 2
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(ts.critic_params))
