@@ -135,6 +135,7 @@ class DDPG:
         self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
         self.device = torch.device(device if device is not None else "cpu")
         self.training = False
+        self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")
 
         obs_on, obs_eps, obs_clip = _preprocessor_settings(cfg.observation_preprocessor,
                                                            cfg.observation_preprocessor_kwargs,
@@ -272,8 +273,31 @@ class DDPG:
                                               self.device)
             if spec.rnn:
                 fields["rnn_states"] = self._last_rnn_states
-            self.memory.add_samples(**fields)
+            if self._finite(fields, timestep):
+                self.memory.add_samples(**fields)
         self._episode_starts = terminated_t | truncated_t
+
+    def _finite(self, fields: dict[str, Any], timestep: int) -> bool:
+        """``cfg.nonfinite_transitions``, as in ``ddpgx.DDPG``: ``"raise"`` names the first environment and field
+        holding a NaN or infinity; ``"skip"`` drops the step and counts it in ``skipped_transitions``. The memory
+        stores one row per step for all environments, so with several environments the whole step is dropped (all
+        its transitions counted), where ``ddpgx`` drops only the bad environments' transitions."""
+        bad = []
+        for name in ("observations", "actions", "rewards", "next_observations", "states", "next_states"):
+            value = fields.get(name)
+            if value is not None:
+                rows = torch.isfinite(value.reshape(value.shape[0], -1)).all(dim=1)
+                bad += [(int(env), name) for env in torch.nonzero(~rows).flatten().tolist()]
+        if not bad:
+            return True
+        if self.cfg.nonfinite_transitions == "raise":
+            env, name = min(bad)
+            raise ValueError(f"non-finite {name} (NaN or inf) from environment {env} at timestep {timestep}; set "
+                             "cfg.nonfinite_transitions='skip' to drop such transitions instead")
+        n = fields["rewards"].shape[0]
+        self.skipped_transitions += n
+        self.tracker.track("Stats / Skipped transitions (non-finite)", float(n))
+        return False
 
     def pre_interaction(self, *, timestep: int, timesteps: int) -> None:
         pass

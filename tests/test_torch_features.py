@@ -320,3 +320,27 @@ def test_ddpg_cfg_is_the_shared_config_plus_mixed_precision(tmp_path):
     assert (agent.write_interval, agent.checkpoint_interval) == (10, 100)
     bf16 = ddpgx_torch.DDPG(models=models, cfg={"mixed_precision": True}, **spaces)
     assert bf16.train_state.spec.autocast_dtype is torch.bfloat16
+
+
+@pytest.mark.parametrize("mode", ["raise", "skip"])
+def test_nonfinite_transitions_raise_or_are_skipped(mode, tmp_path):
+    env = gymnasium.make("Pendulum-v1")
+    models = {"policy": networks.DeterministicPolicy(3, [-2.0], [2.0], (1,)), "critic": networks.QFunction(3, 1)}
+    agent = ddpgx_torch.DDPG(models=models, memory=RandomMemory(100),
+                             cfg={"nonfinite_transitions": mode, "experiment": {"directory": str(tmp_path)}},
+                             observation_space=env.observation_space, action_space=env.action_space)
+    agent.init(trainer_cfg={"timesteps": 10})
+    agent.enable_training_mode(True)
+    good = np.zeros((1, 3), np.float32)
+    step = dict(states=None, actions=np.zeros((1, 1), np.float32), next_observations=good, next_states=None,
+                terminated=np.zeros((1, 1), bool), truncated=np.zeros((1, 1), bool), infos={}, timesteps=10)
+    agent.record_transition(observations=good, rewards=np.ones((1, 1), np.float32), timestep=0, **step)
+    bad = np.array([[0.0, np.nan, 0.0]], np.float32)
+    if mode == "raise":
+        with pytest.raises(ValueError, match="non-finite observations .* environment 0 at timestep 1"):
+            agent.record_transition(observations=bad, rewards=np.ones((1, 1), np.float32), timestep=1, **step)
+    else:
+        agent.record_transition(observations=bad, rewards=np.ones((1, 1), np.float32), timestep=1, **step)
+        agent.record_transition(observations=good, rewards=np.full((1, 1), np.inf, np.float32), timestep=2, **step)
+        assert agent.skipped_transitions == 2
+    assert len(agent.memory) == 1
