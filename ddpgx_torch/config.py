@@ -42,6 +42,8 @@ class DDPGConfig:
       observation_preprocessor / state_preprocessor: standardise with running statistics.
       preprocessor_epsilon / preprocessor_clip: ``clip((x - mean) / (std + eps), -clip, clip)``.
       mixed_precision: ``False``, ``True``, ``"bf16"`` or ``"fp16"`` (see the module docstring).
+      skip_nonfinite_updates: drop a gradient step whose critic or policy loss is NaN or infinite (the
+        ``skipped_updates`` metric counts it), as ``ddpgx.DDPGConfig``.
     """
 
     batch_size: int = 64
@@ -58,6 +60,7 @@ class DDPGConfig:
     preprocessor_epsilon: float = 1e-8
     preprocessor_clip: float = 5.0
     mixed_precision: bool | str = False
+    skip_nonfinite_updates: bool = True
 
     def __post_init__(self):
         _positive_int("batch_size", self.batch_size)
@@ -79,7 +82,7 @@ class DDPGConfig:
             raise ValueError(
                 f"exploration_scheduler={self.exploration_scheduler!r} is invalid: expected a callable or None"
             )
-        for name in ("observation_preprocessor", "state_preprocessor"):
+        for name in ("observation_preprocessor", "state_preprocessor", "skip_nonfinite_updates"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")
         _real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)

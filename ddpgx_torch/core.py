@@ -514,6 +514,7 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     autocast = dict(device_type=spec.device.type, dtype=spec.autocast_dtype or torch.float32,
                     enabled=spec.autocast_dtype is not None)
 
+    stats_before = (ts.observation_stats, ts.state_stats)
     with torch.no_grad():
         # Running statistics are updated from the sampled batch (observations and next observations together) and
         # the same statistics standardise both, as in ddpgx.
@@ -539,24 +540,39 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
         target = losses.td_target(batch.rewards, discount_t, q_t)
 
     metrics: dict[str, torch.Tensor] = {}
-    # 2. Critic step.
+    # 2. Critic step. With skip_nonfinite_updates a NaN or infinite loss never reaches the parameters (as ddpgx):
+    # the step is dropped and the scaler statistics restored. This reads the loss on the host (one sync per step).
+    guard = config.skip_nonfinite_updates
     with torch.autocast(**autocast):
         q = _critic_values(spec, ts.critic, obs_tm1, states_tm1, batch.actions, extras, "critic")
     critic_loss, critic_aux = losses.critic_loss(q, target)
-    _optimizer_step(ts, critic_loss, _params(ts, "critic"), ts.critic_optimizer, metrics, "critic")
+    critic_ok = not guard or bool(torch.isfinite(critic_loss))
+    if critic_ok:
+        _optimizer_step(ts, critic_loss, _params(ts, "critic"), ts.critic_optimizer, metrics, "critic")
+    else:
+        ts.observation_stats, ts.state_stats = stats_before
 
     # 3. Policy step through the critic just updated; only the policy's gradients are computed.
     with torch.autocast(**autocast):
         actions, _ = _policy_actions(spec, ts.policy, obs_tm1, states_tm1, extras, "policy")
         q_policy = _critic_values(spec, ts.critic, obs_tm1, states_tm1, actions, extras, "critic")
     policy_loss, _ = losses.policy_loss(q_policy)
-    _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics, "policy")
-    ts.grad_scaler.update()  # once, after both optimizers have stepped
+    # Departure from ddpgx, which drops the whole step: a non-finite policy loss after a finite critic step (only
+    # reachable through overflow) drops the policy step and the Polyak update, but the critic's step stays.
+    ok = critic_ok and (not guard or bool(torch.isfinite(policy_loss)))
+    if ok:
+        _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics, "policy")
+    if critic_ok and ts.grad_scaler.is_enabled():
+        ts.grad_scaler.update()  # once, after both optimizers have stepped
 
     # 4. Polyak averaging: theta' <- theta' + polyak * (theta - theta').
-    with torch.no_grad():
-        for target, online in (("target_policy", "policy"), ("target_critic", "critic")):
-            torch._foreach_lerp_(_params(ts, target), _params(ts, online), hp.polyak)
+    if ok:
+        with torch.no_grad():
+            for target_net, online in (("target_policy", "policy"), ("target_critic", "critic")):
+                torch._foreach_lerp_(_params(ts, target_net), _params(ts, online), hp.polyak)
+    if config.grad_norm_clip > 0:  # the same keys whether or not the step was dropped
+        for name in ("critic", "policy"):
+            metrics.setdefault(f"{name}_grad_norm", torch.tensor(float("nan")))
 
     q, y = critic_aux["q"], critic_aux["target"]
     q_min, q_max = torch.aminmax(q)
@@ -574,7 +590,9 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     }
     metrics["policy_learning_rate"] = torch.tensor(ts.policy_optimizer.param_groups[0]["lr"])
     metrics["critic_learning_rate"] = torch.tensor(ts.critic_optimizer.param_groups[0]["lr"])
-    ts.step += 1
+    if guard:
+        metrics["skipped_updates"] = torch.tensor(0.0 if ok else 1.0)
+    ts.step += int(ok)
     return metrics
 
 
@@ -607,8 +625,9 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
       ``(train_state, metrics)``, metrics a dict of 0-d tensors with the keys of :func:`ddpgx.update`:
       ``critic_loss``, ``policy_loss``, ``q_mean/min/max`` (critic on the sampled actions),
       ``target_mean/min/max``, ``policy_learning_rate``, ``critic_learning_rate``, and with
-      ``grad_norm_clip > 0`` ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping); averaged over the
-      gradient steps.
+      ``grad_norm_clip > 0`` ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping), and with
+      ``skip_nonfinite_updates`` (the default) ``skipped_updates``, the fraction of gradient steps dropped for a NaN
+      or infinite loss; averaged over the gradient steps.
     """
     return _run_steps(train_state, _prepare_batch(train_state.spec, batch))
 

@@ -344,3 +344,22 @@ def test_nonfinite_transitions_raise_or_are_skipped(mode, tmp_path):
         agent.record_transition(observations=good, rewards=np.full((1, 1), np.inf, np.float32), timestep=2, **step)
         assert agent.skipped_transitions == 2
     assert len(agent.memory) == 1
+
+
+def test_nonfinite_loss_never_reaches_the_parameters():
+    config = ddpgx_torch.DDPGConfig(batch_size=64, observation_preprocessor=True, grad_norm_clip=1.0)
+    ts = ddpgx_torch.init(0, config, OBS, ACT)
+    before = [p.clone() for p in ts.policy.parameters()] + [p.clone() for p in ts.critic.parameters()]
+    stats = ts.observation_stats
+    batch = fixed_batch()
+    rewards = batch.rewards.clone()
+    rewards[3] = float("nan")
+    ts, metrics = ddpgx_torch.update(ts, batch._replace(rewards=rewards))
+    assert float(metrics["skipped_updates"]) == 1.0 and ts.step == 0
+    after = list(ts.policy.parameters()) + list(ts.critic.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert ts.observation_stats is stats  # the batch's statistics are dropped with the step
+    ts, metrics = ddpgx_torch.update(ts, batch)  # a finite batch steps as usual
+    assert float(metrics["skipped_updates"]) == 0.0 and ts.step == 1
+    with pytest.raises(ValueError, match="skip_nonfinite_updates=1"):
+        ddpgx_torch.DDPGConfig(skip_nonfinite_updates=1)
