@@ -7,12 +7,14 @@ The functional core::
     train_state, metrics = ddpgx.update(train_state, batch)            # or update_from_replay(train_state, buffer)
 
 with a device replay buffer in :mod:`ddpgx.replay`, exploration noise in :mod:`ddpgx.noise`, the running
-standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`.
+standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`. Whole training runs on
+JAX-native (gymnax) environments compile to one program with :func:`ddpgx.make_train` (:mod:`ddpgx.jitted`).
 """
 
-from ddpgx import losses, networks, noise, replay, scaler, spaces
+from ddpgx import jitted, losses, networks, noise, replay, scaler, spaces
 from ddpgx.config import DDPGConfig
 from ddpgx.core import AgentSpec, Hyperparams, TrainState, act, add_and_update, init, update, update_from_replay
+from ddpgx.jitted import JittedConfig, make_train, train_gymnax, with_hyperparams
 from ddpgx.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx.types import Transition
 
@@ -23,18 +25,23 @@ __all__ = [
     "DDPGConfig",
     "GaussianNoise",
     "Hyperparams",
+    "JittedConfig",
     "OrnsteinUhlenbeckNoise",
     "TrainState",
     "Transition",
     "act",
     "add_and_update",
     "init",
+    "jitted",
     "losses",
+    "make_train",
     "networks",
     "noise",
     "replay",
     "scaler",
     "spaces",
+    "train_gymnax",
     "update",
     "update_from_replay",
+    "with_hyperparams",
 ]
