@@ -395,9 +395,10 @@ def make_train(
       ``train``. Its ``metrics`` is a dict of arrays with a leading ``[intervals]`` axis: ``timestep`` (vector steps
       done at the interval's end), ``episode_return`` (mean return of the training episodes that ended in the
       interval; NaN if none did) and ``episode_count``, ``eval_return`` (mean over the evaluation episodes; NaN
-      without evaluation) and ``eval_returns`` ``[intervals, eval_episodes]``, the update's metrics averaged over the
-      interval's updates (``critic_loss``, ``policy_loss``, ``q_mean/min/max``, ``target_mean/min/max``,
-      learning rates; 0 before the first update) with ``update_count``, and ``run``.
+      without evaluation) and ``eval_returns`` ``[intervals, eval_episodes]``, the update's metrics over the interval's
+      updates (``critic_loss``, ``policy_loss``, ``q_mean/min/max``, ``target_mean/min/max``, learning rates;
+      ``*_min`` the minimum, ``*_max`` the maximum, the others the mean, as skrl's tracking reduces them; NaN in an
+      interval without updates) with ``update_count``, and ``run``.
 
     Raises:
       ValueError: for a bad environment, configuration or settings (at build time, naming the value).
@@ -460,25 +461,25 @@ def make_train(
                 lambda ts: (ts, zero_metrics),
                 ts,
             )
-            learned = (t >= settings.learning_starts).astype(jnp.float32)
-            upd_sum = jax.tree.map(lambda s, m: s + learned * m.astype(jnp.float32), upd_sum, metrics)
+            learned = t >= settings.learning_starts
+            upd_sum = {k: _accumulate(k, upd_sum[k], metrics[k], learned) for k in upd_sum}
             done = terminated | truncated
             running = running + reward
             ep_sum = ep_sum + jnp.sum(jnp.where(done, running, 0.0))
             ep_count = ep_count + jnp.sum(done)
             running = jnp.where(done, 0.0, running)
             carry = (ts, buffer, env_states, next_obs, done, env_key, running, ep_sum, ep_count, upd_sum,
-                     upd_count + learned)
+                     upd_count + learned.astype(jnp.float32))
             return carry, None
 
         def run_interval(carry, start, length):
             ts, buffer, env_states, obs, starts, env_key, running, eval_key = carry
-            zeros = jax.tree.map(lambda m: jnp.zeros((), jnp.float32), zero_metrics)
+            empty = {k: jnp.asarray(_EMPTY[_reduction(k)], jnp.float32) for k in zero_metrics}
             inner = (ts, buffer, env_states, obs, starts, env_key, running, jnp.zeros(()), jnp.zeros((), jnp.int32),
-                     zeros, jnp.zeros(()))
+                     empty, jnp.zeros(()))
             inner, _ = jax.lax.scan(env_step, inner, start + jnp.arange(length))
             ts, buffer, env_states, obs, starts, env_key, running, ep_sum, ep_count, upd_sum, upd_count = inner
-            metrics = {k: v / jnp.maximum(upd_count, 1.0) for k, v in upd_sum.items()}
+            metrics = {k: _finish(k, v, upd_count) for k, v in upd_sum.items()}
             eval_key, this_eval = jax.random.split(eval_key)
             if settings.eval_episodes:
                 returns = evaluate(ts, this_eval, env, env_params, settings.eval_episodes, eval_steps)
@@ -510,6 +511,30 @@ def make_train(
         return carry[0], metrics
 
     return train
+
+
+# How a metric is reduced over an interval's updates: skrl's rule (ddpgx.tracking.reduce_by_tag) for its tags,
+# "(min)" tags keep the minimum, "(max)" the maximum, others the mean.
+_EMPTY = {"mean": 0.0, "min": math.inf, "max": -math.inf}
+
+
+def _reduction(key: str) -> str:
+    return "min" if key.endswith("_min") else "max" if key.endswith("_max") else "mean"
+
+
+def _accumulate(key: str, total: jax.Array, value: jax.Array, learned: jax.Array) -> jax.Array:
+    value = value.astype(jnp.float32)
+    how = _reduction(key)
+    if how == "mean":
+        return total + jnp.where(learned, value, 0.0)
+    combined = jnp.minimum(total, value) if how == "min" else jnp.maximum(total, value)
+    return jnp.where(learned, combined, total)
+
+
+def _finish(key: str, total: jax.Array, count: jax.Array) -> jax.Array:
+    if _reduction(key) == "mean":
+        return jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan)
+    return jnp.where(count > 0, total, jnp.nan)
 
 
 def _host_call(callback: Callable[[dict[str, np.ndarray]], None]) -> Callable[[dict[str, Any]], None]:
