@@ -103,7 +103,7 @@ def test_vmapped_seeds_match_each_seed_alone():
         state_i, metrics_i = alone(keys[i])
         # Equal up to float32 rounding: a batched matmul sums in another order, and 150 updates carry the difference
         # along (parameters are O(1); different seeds differ by O(0.1-1)).
-        for a, b in zip(leaves(jax.tree.map(lambda x: x[i], states)), leaves(state_i), strict=True):
+        for a, b in zip(leaves(jax.tree.map(lambda x, i=i: x[i], states)), leaves(state_i), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
         for name, value in metrics_i.items():
             np.testing.assert_allclose(metrics[name][i], value, rtol=1e-3, atol=1e-3, err_msg=name)
@@ -254,7 +254,8 @@ def test_progress_logger_writes_progress_and_tensorboard_from_a_vmapped_run(tmp_
     assert "run 1 [" in lines[-1] or "run 0 [" in lines[-1]
     for run in (0, 1):
         (path,) = glob.glob(os.path.join(tmp_path, f"run_{run}", "events.out.tfevents.*"))
-        data = open(path, "rb").read()
+        with open(path, "rb") as file:
+            data = file.read()
         for tag in ("Loss / Critic loss", "Q-network / Q1 (mean)", "Target / Target (max)",
                     "Reward / Total reward (mean)", "Reward / Evaluation return (mean)"):
             assert tag.encode() in data, tag
