@@ -50,7 +50,7 @@ import numpy as np
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import ddpgx  # noqa: E402
-from ddpgx import jitted, loop  # noqa: E402
+from ddpgx import jitted  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from update_throughput import CpuMeter, _cpu_model, _loadavg  # noqa: E402
@@ -102,7 +102,7 @@ def run_ddpgx(timesteps: int, seed: int = 0, logging: bool = False, repeats: int
         callback = jitted.ProgressLogger(timesteps, logdir=tempfile.mkdtemp(prefix="ddpgx-bench-tb-"),
                                          stream=open(os.devnull, "w"))  # noqa: SIM115
         interval = 1_000
-    train = ddpgx.make_train(env, env_params, loop.pendulum_config(), ddpgx_settings(timesteps, 0, interval),
+    train = ddpgx.make_train(env, env_params, jitted.pendulum_config(), ddpgx_settings(timesteps, 0, interval),
                              callback=callback)
     key = jax.random.key(seed)
     t0 = time.perf_counter()
@@ -128,7 +128,7 @@ def run_ddpgx(timesteps: int, seed: int = 0, logging: bool = False, repeats: int
 
 def run_ddpgx_seeds(timesteps: int, seeds: int) -> dict[str, Any]:
     env, env_params = _gymnax_pendulum()
-    train = ddpgx.make_train(env, env_params, loop.pendulum_config(), ddpgx_settings(timesteps, EVAL_EPISODES))
+    train = ddpgx.make_train(env, env_params, jitted.pendulum_config(), ddpgx_settings(timesteps, EVAL_EPISODES))
     keys = jax.random.split(jax.random.key(0), seeds)
     t0 = time.perf_counter()
     compiled = jax.jit(jax.vmap(train)).lower(keys).compile()

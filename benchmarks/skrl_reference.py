@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-__all__ = ["BACKENDS", "skrl_available", "available_backends", "make_skrl_update"]
+__all__ = ["BACKENDS", "available_backends", "make_skrl_update", "quiet_skrl", "skrl_available", "skrl_models"]
 
 BACKENDS: tuple[str, ...] = ("jax", "torch")
 
@@ -88,7 +88,7 @@ def available_backends() -> tuple[str, ...]:
 # helpers
 # --------------------------------------------------------------------------- #
 @contextmanager
-def _quiet_skrl() -> Iterator[None]:
+def quiet_skrl() -> Iterator[None]:
     """Silence skrl's logger (e.g. the 'no exploration noise' warning)."""
     from skrl import logger
 
@@ -172,13 +172,12 @@ def _fill_memory(
 # --------------------------------------------------------------------------- #
 # JAX backend
 # --------------------------------------------------------------------------- #
-def _build_jax_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed):
+def _jax_models(observation_space, action_space, hidden, seed):
+    """skrl's example policy and critic (and their targets) as skrl JAX models, initialised on the CPU."""
     import flax.linen as nn
     import jax
     import jax.numpy as jnp
     from skrl import config
-    from skrl.agents.jax.ddpg import DDPG
-    from skrl.memories.jax import RandomMemory
     from skrl.models.jax import DeterministicMixin, Model
 
     cpu = jax.devices("cpu")[0]
@@ -218,21 +217,32 @@ def _build_jax_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, me
             x = nn.relu(nn.Dense(h2)(x))
             return nn.Dense(1)(x), {}
 
-    observation_space, action_space = _spaces(obs_dim, act_dim)
-    np.random.seed(seed)  # RandomMemory.sample draws indexes from NumPy's global RNG
     with jax.default_device(cpu):
         keys = jax.random.split(jax.random.PRNGKey(seed), 4)
         models = {}
         for key, (role, cls) in zip(
             keys,
             [("policy", Policy), ("target_policy", Policy), ("critic", Critic), ("target_critic", Critic)],
+            strict=True,
         ):
             model = cls(observation_space, action_space, cpu)
             model.init_state_dict(role=role, key=key)
             models[role] = model
+    return models, cpu
 
+
+def _build_jax_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed):
+    import jax
+    import jax.numpy as jnp
+    from skrl.agents.jax.ddpg import DDPG
+    from skrl.memories.jax import RandomMemory
+
+    observation_space, action_space = _spaces(obs_dim, act_dim)
+    np.random.seed(seed)  # RandomMemory.sample draws indexes from NumPy's global RNG
+    models, cpu = _jax_models(observation_space, action_space, hidden, seed)
+    with jax.default_device(cpu):
         memory = RandomMemory(memory_size=memory_size, num_envs=1, device=cpu)
-        with _quiet_skrl():
+        with quiet_skrl():
             agent = DDPG(
                 models=models,
                 memory=memory,
@@ -254,11 +264,10 @@ def _build_jax_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, me
 # --------------------------------------------------------------------------- #
 # torch backend
 # --------------------------------------------------------------------------- #
-def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed):
+def _torch_models(observation_space, action_space, hidden, seed):
+    """skrl's example policy and critic (and their targets) as skrl torch models, on the CPU."""
     import torch
     import torch.nn as nn
-    from skrl.agents.torch.ddpg import DDPG
-    from skrl.memories.torch import RandomMemory
     from skrl.models.torch import DeterministicMixin, Model
 
     cpu = torch.device("cpu")
@@ -286,9 +295,7 @@ def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, 
         def compute(self, inputs, role=""):
             return self.net(torch.cat([inputs["observations"], inputs["taken_actions"]], dim=-1)), {}
 
-    observation_space, action_space = _spaces(obs_dim, act_dim)
     torch.manual_seed(seed)
-    np.random.seed(seed)  # RandomMemory.sample draws indexes from NumPy's global RNG
     models = {
         "policy": Policy(observation_space, action_space, cpu),
         "target_policy": Policy(observation_space, action_space, cpu),
@@ -297,9 +304,25 @@ def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, 
     }
     for model in models.values():
         model.to(cpu)
+    return models, cpu
 
+
+def skrl_models(backend: str, observation_space: Any, action_space: Any, *, hidden=(400, 300), seed: int = 0):
+    """skrl's DDPG example networks for ``backend`` (``"jax"`` or ``"torch"``): ``(models dict, device)``."""
+    build = _jax_models if backend == "jax" else _torch_models
+    return build(observation_space, action_space, tuple(hidden), seed)
+
+
+def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed):
+    import torch
+    from skrl.agents.torch.ddpg import DDPG
+    from skrl.memories.torch import RandomMemory
+
+    observation_space, action_space = _spaces(obs_dim, act_dim)
+    np.random.seed(seed)  # RandomMemory.sample draws indexes from NumPy's global RNG
+    models, cpu = _torch_models(observation_space, action_space, hidden, seed)
     memory = RandomMemory(memory_size=memory_size, num_envs=1, device=cpu)
-    with _quiet_skrl():
+    with quiet_skrl():
         agent = DDPG(
             models=models,
             memory=memory,

@@ -9,11 +9,28 @@ The functional core::
 with a device replay buffer in :mod:`ddpgx.replay`, exploration noise in :mod:`ddpgx.noise`, the running
 standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`. Whole training runs on
 JAX-native (gymnax) environments compile to one program with :func:`ddpgx.make_train` (:mod:`ddpgx.jitted`).
+
+skrl's agent interface over it: :class:`ddpgx.DDPG` with :class:`ddpgx.DDPG_CFG`, and the pieces a skrl script uses
+in :mod:`ddpgx.models`, :mod:`ddpgx.memories`, :mod:`ddpgx.noises`, :mod:`ddpgx.preprocessors`,
+:mod:`ddpgx.trainers` and :mod:`ddpgx.envs`; TensorBoard tracking in :mod:`ddpgx.tracking`, orbax checkpoints in
+:mod:`ddpgx.checkpoints`.
 """
 
 from ddpgx import jitted, losses, networks, noise, replay, scaler, spaces
+from ddpgx.agent import DDPG
 from ddpgx.config import DDPGConfig
-from ddpgx.core import AgentSpec, Hyperparams, TrainState, act, add_and_update, init, update, update_from_replay
+from ddpgx.core import (
+    AgentSpec,
+    Hyperparams,
+    TrainState,
+    act,
+    add_and_update,
+    add_update_act,
+    init,
+    update,
+    update_from_replay,
+)
+from ddpgx.ddpg_cfg import DDPG_CFG, ExperimentCfg
 from ddpgx.jitted import JittedConfig, make_train, train_gymnax, with_hyperparams
 from ddpgx.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx.types import Transition
@@ -21,8 +38,11 @@ from ddpgx.types import Transition
 __version__ = "0.1.0"
 
 __all__ = [
+    "DDPG",
+    "DDPG_CFG",
     "AgentSpec",
     "DDPGConfig",
+    "ExperimentCfg",
     "GaussianNoise",
     "Hyperparams",
     "JittedConfig",
@@ -31,6 +51,7 @@ __all__ = [
     "Transition",
     "act",
     "add_and_update",
+    "add_update_act",
     "init",
     "jitted",
     "losses",

@@ -56,10 +56,11 @@ class AgentSpec:
     observation: spaces.InputLayout
     state: Optional[spaces.InputLayout]  # None without a state space
     action: spaces.ActionLayout
-    policy: nn.Module
-    critic: nn.Module
+    policy: Any  # a flax module, or anything with its init/apply (e.g. ddpgx.models.PolicyAdapter)
+    critic: Any
     policy_optimizer: optax.GradientTransformation
     critic_optimizer: optax.GradientTransformation
+    mesh: Optional[jax.sharding.Mesh] = None  # data-parallel mesh (axis "data"); set by ddpgx.sharding.shard
 
 
 class Hyperparams(NamedTuple):
@@ -145,8 +146,18 @@ def init(
     if critic is None:
         critic = networks.QFunction()
     for name, module in (("policy", policy), ("critic", critic)):
-        if not isinstance(module, nn.Module):
-            raise ValueError(f"{name}={module!r} is invalid: expected a flax.linen.Module (or None for the default)")
+        if not (callable(getattr(module, "init", None)) and callable(getattr(module, "apply", None))):
+            raise ValueError(
+                f"{name}={module!r} is invalid: expected a flax.linen.Module, or an object with flax's init and apply "
+                "(or None for the default)"
+            )
+        try:
+            hash(module)
+        except TypeError as error:
+            raise ValueError(
+                f"{name}={type(module).__name__} is unhashable ({error}); jit needs hashable networks: wrap it in "
+                "ddpgx.models.PolicyAdapter / CriticAdapter, or give it hashable attributes"
+            ) from error
     for name, opt in (("policy_optimizer", policy_optimizer), ("critic_optimizer", critic_optimizer)):
         if opt is not None and not isinstance(opt, optax.GradientTransformation):
             raise ValueError(f"{name}={opt!r} is invalid: expected an optax.GradientTransformation (or None)")
@@ -166,10 +177,12 @@ def init(
     obs = jnp.zeros((1, obs_layout.size), jnp.float32)
     critic_inputs = obs if state_layout is None else jnp.zeros((1, state_layout.size), jnp.float32)
     actions = jnp.zeros((1, act_layout.size), jnp.float32)
-    policy_params = policy.init(policy_key, obs)
-    critic_params = critic.init(critic_key, critic_inputs, actions)
-    _policy_actions(spec, policy_params, obs)  # validates output shapes now, with a clear message
-    _critic_values(spec, critic_params, critic_inputs, actions)
+    # One compiled program per network instead of an eager dispatch (and compilation) per layer operation.
+    policy_params = jax.jit(policy.init)(policy_key, obs)
+    critic_params = jax.jit(critic.init)(critic_key, critic_inputs, actions)
+    # Validates output shapes now, with a clear message, by tracing only (nothing is compiled or run).
+    jax.eval_shape(functools.partial(_policy_actions, spec), policy_params, obs)
+    jax.eval_shape(functools.partial(_critic_values, spec), critic_params, critic_inputs, actions)
 
     return TrainState(
         policy_params=policy_params,
@@ -236,7 +249,7 @@ def act(
 
     Returns:
       ``(actions [num_envs, *action_shape], train_state, info)``, ``info["noise"]`` the scaled noise added
-      (zeros where no noise applied).
+      (zeros where no noise applied) and ``info["noise_max/min/mean"]`` its statistics.
     """
     actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore, episode_starts)
     return actions, train_state.replace(key=key, noise_state=noise_state), info
@@ -282,7 +295,9 @@ def _act(train_state, observations, timestep, timesteps, explore, episode_starts
             actions = jnp.where(random_phase, uniform, actions)
 
     actions = jnp.clip(actions, low, high)
-    return actions.reshape((obs.shape[0],) + spec.action.shape), key, noise_state, {"noise": applied}
+    info = {"noise": applied, "noise_max": jnp.max(applied), "noise_min": jnp.min(applied),
+            "noise_mean": jnp.mean(applied)}
+    return actions.reshape((obs.shape[0],) + spec.action.shape), key, noise_state, info
 
 
 def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
@@ -323,7 +338,7 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
         raise ValueError("batch has states but the train state was made without a state_space")
     if spec.state is not None and (batch.states is None or batch.next_states is None):
         raise ValueError("the train state was made with a state_space, so the batch needs states and next_states")
-    return Transition(
+    prepared = Transition(
         observations=to_steps(observations),
         actions=to_steps(actions.reshape(lead + (spec.action.size,)).astype(jnp.float32)),
         rewards=vector(batch.rewards, "rewards"),
@@ -332,6 +347,16 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
         states=None if spec.state is None else inputs(batch.states, spec.state, "states"),
         next_states=None if spec.state is None else inputs(batch.next_states, spec.state, "next_states"),
     )
+    if spec.mesh is None:
+        return prepared
+    # Data parallelism: each device takes a slice of every minibatch; XLA all-reduces the gradients (the losses are
+    # means over the whole minibatch, so the gradient is exactly the single-device one, not N times it).
+    devices = spec.mesh.shape[DATA_AXIS]
+    if lead[-1] % devices:
+        raise ValueError(f"a minibatch of {lead[-1]} transitions cannot be split over {devices} devices: use a batch "
+                         f"size divisible by {devices}")
+    sharding = jax.sharding.NamedSharding(spec.mesh, jax.sharding.PartitionSpec(None, DATA_AXIS))
+    return jax.lax.with_sharding_constraint(prepared, sharding)
 
 
 def _learning_rate(opt_state: Any) -> Optional[jax.Array]:
@@ -420,7 +445,18 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
         state_stats=state_stats,
         step=ts.step + 1,
     )
-    return ts, metrics
+    return _replicated(ts), metrics
+
+
+DATA_AXIS = "data"
+
+
+def _replicated(tree: Any) -> Any:
+    """With a mesh, pins a train state (or any pytree of it) to full replication on every device."""
+    mesh = tree.spec.mesh if isinstance(tree, TrainState) else None
+    if mesh is None:
+        return tree
+    return jax.lax.with_sharding_constraint(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
 
 
 def _scan_updates(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
@@ -470,3 +506,26 @@ def add_and_update(
     buffer = replay.add(buffer, transitions)
     train_state, metrics = update_from_replay(train_state, buffer)
     return train_state, buffer, metrics
+
+
+@functools.partial(jax.jit, donate_argnums=(0, 1))
+def add_update_act(
+    train_state: TrainState,
+    buffer: replay.ReplayState,
+    transitions: Transition,
+    next_observations: Any,
+    timestep: Any,
+    timesteps: Any,
+    episode_starts: jax.Array,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array], TrainState, replay.ReplayState, dict, dict]:
+    """:func:`add_and_update`, then the exploring action for ``next_observations`` with the updated policy: what an
+    environment loop runs between two environment steps, as one jitted call.
+
+    The action's randomness is *not* committed to the returned train state: the call returns
+    ``(actions, (key, noise_state), train_state, buffer, metrics, info)`` and the caller that uses ``actions`` sets
+    ``train_state.replace(key=key, noise_state=noise_state)``, which then equals ``add_and_update`` followed by
+    :func:`act` (``explore=True``). A caller that ends up acting on other observations drops them and calls ``act``.
+    """
+    train_state, buffer, metrics = add_and_update(train_state, buffer, transitions)
+    actions, key, noise_state, info = _act(train_state, next_observations, timestep, timesteps, True, episode_starts)
+    return actions, (key, noise_state), train_state, buffer, metrics, info

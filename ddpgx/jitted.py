@@ -7,7 +7,7 @@ rejax). The run then costs one compilation and no per-step dispatch, and ``jax.v
 (seeds, hyperparameters) executed together.
 
 The loop body per vector step ``t`` (``num_envs`` environments in parallel, one DDPG update per vector step once
-``t >= learning_starts``, as in :mod:`ddpgx.loop`)::
+``t >= learning_starts``, as in the agent's loop, :class:`ddpgx.DDPG`)::
 
     actions          = act(train_state, observations, t)                # ddpgx.core: noise, random phase, clipping
     obs', r, term, trunc, info = vmap(env.step)(keys, env_states, actions, env_params)
@@ -70,7 +70,7 @@ LOOP_METRICS = ("timestep", "episode_return", "episode_count", "eval_return", "e
 class JittedConfig:
     """What the jitted environment loop decides (static: it shapes the compiled program).
 
-    Defaults are skrl's Pendulum-v1 DDPG example, like :class:`ddpgx.loop.LoopConfig`.
+    Defaults are skrl's Pendulum-v1 DDPG example (as in :mod:`ddpgx.runner`).
 
     Attributes:
       timesteps: vector steps of the run (each steps all ``num_envs`` environments once).
@@ -648,6 +648,14 @@ def make_env(env_id: str) -> tuple[Any, Any]:
         raise ValueError(f"env_id={env_id!r} is not a gymnax environment: {error}") from None
 
 
+def pendulum_config() -> DDPGConfig:
+    """skrl's Pendulum-v1 DDPG example (:func:`ddpgx.runner.skrl_example_cfg`) as the core's :class:`DDPGConfig`:
+    batch 100, OU noise (theta 0.15, sigma 0.1), 100 random timesteps, lr 1e-3, gamma 0.99, polyak 0.005."""
+    from ddpgx import agent, runner  # imported here: the agent's package imports this module
+
+    return agent.core_config(runner.skrl_example_cfg())
+
+
 def train_gymnax(
     env_id: str,
     *,
@@ -669,7 +677,7 @@ def train_gymnax(
       env_id: a gymnax id, with or without the ``gymnax:`` prefix (``"gymnax:Pendulum-v1"``).
       timesteps: vector steps; ``num_envs`` environments each take that many steps.
       seed: the run's PRNG seed (``jax.random.key(seed)``).
-      config: the algorithm's configuration; default :func:`ddpgx.loop.pendulum_config` (skrl's example settings).
+      config: the algorithm's configuration; default :func:`pendulum_config` (skrl's example settings).
       learning_starts, memory_size, eval_interval, eval_episodes: see :class:`JittedConfig`.
       logdir: TensorBoard directory (skrl's tags), or None.
       progress: print a progress line per interval.
@@ -684,13 +692,11 @@ def train_gymnax(
     Raises:
       ValueError: for an unknown environment or bad settings, naming the value.
     """
-    from ddpgx import loop  # the Pendulum defaults live with the gymnasium loop
-
     _check_int("seed", seed, 0)
     settings = JittedConfig(timesteps=timesteps, num_envs=num_envs, learning_starts=learning_starts,
                             memory_size=memory_size, eval_interval=eval_interval, eval_episodes=eval_episodes)
     env, env_params = make_env(env_id)
-    config = config or loop.pendulum_config()
+    config = config or pendulum_config()
     logger = ProgressLogger(timesteps, num_envs, logdir=logdir, progress=progress, stream=stream)
     callback = logger if (progress or logdir is not None) else None
     train = make_train(env, env_params, config, settings, callback=callback)
@@ -726,6 +732,7 @@ __all__ = [
     "learning_rates",
     "make_env",
     "make_train",
+    "pendulum_config",
     "spaces_of",
     "train_gymnax",
     "with_hyperparams",

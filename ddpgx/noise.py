@@ -73,9 +73,12 @@ def _num(value: Any) -> bool:
 Noise = Union[GaussianNoise, OrnsteinUhlenbeckNoise, distrax.Distribution]
 
 
+SUPPORTED = (GaussianNoise, OrnsteinUhlenbeckNoise, distrax.Distribution)
+
+
 def validate(noise: Any) -> None:
     """Raises a ValueError unless ``noise`` is None or a supported noise (or any distrax distribution)."""
-    if noise is None or isinstance(noise, (GaussianNoise, OrnsteinUhlenbeckNoise, distrax.Distribution)):
+    if noise is None or isinstance(noise, SUPPORTED):
         return
     raise ValueError(
         f"exploration_noise={noise!r} is not supported: expected ddpgx.noise.GaussianNoise, "

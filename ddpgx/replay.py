@@ -4,10 +4,10 @@ DDPG is off-policy: it learns from transitions sampled uniformly from a buffer o
 the temporal correlation of consecutive samples (Lillicrap et al. 2015, following DQN). The buffer is a ring of
 fixed capacity holding a :class:`~ddpgx.types.Transition` pytree with a leading ``[capacity]`` axis; ``add``
 writes a batch from N environments at once and wraps around, overwriting the oldest entries; ``sample`` draws
-indices uniformly with replacement among the filled entries (skrl's ``RandomMemory`` defaults to sampling
-without replacement, which costs a permutation of the whole buffer per batch; with batches far smaller than the
-buffer the two are practically the same distribution). All three are
-jittable, so sampling can run inside the update's jit and a whole training loop can be one program.
+indices uniformly among the filled entries, with replacement by default or, for a buffer made with
+``replacement=False`` (skrl's ``RandomMemory(replacement=False)``), as a uniformly random subset of distinct entries
+per minibatch (the ``batch`` smallest of one uniform draw per entry: a top-k, not a permutation of the buffer). All
+three are jittable, so sampling can run inside the update's jit and a whole training loop can be one program.
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -24,36 +24,42 @@ Example:
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from ddpgx.types import Transition
 
 
-class ReplayState(NamedTuple):
+@struct.dataclass
+class ReplayState:
     """A ring buffer of transitions."""
 
     data: Transition  # leaves [capacity, ...]
     position: jax.Array  # [] int32, index of the next write
     size: jax.Array  # [] int32, number of filled entries (<= capacity)
+    replacement: bool = struct.field(pytree_node=False, default=True)  # how ``sample`` draws a minibatch
 
 
 def capacity(buffer: ReplayState) -> int:
     return jax.tree.leaves(buffer.data)[0].shape[0]
 
 
-def init(capacity: int, example: Transition) -> ReplayState:
+def init(capacity: int, example: Transition, *, replacement: bool = True) -> ReplayState:
     """An empty buffer of ``capacity`` entries shaped like one unbatched ``example`` transition.
+
+    ``replacement=False`` makes :func:`sample` draw distinct entries within each minibatch.
 
     Raises:
       ValueError: if ``capacity`` is not a positive integer.
     """
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise ValueError(f"capacity={capacity!r} is invalid: expected a positive integer")
+    if not isinstance(replacement, bool):
+        raise ValueError(f"replacement={replacement!r} is invalid: expected True or False")
     data = jax.tree.map(lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example)
-    return ReplayState(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+    return ReplayState(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32), replacement)
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -68,13 +74,13 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
     cap = capacity(buffer)
     if not isinstance(transitions, Transition):
         raise ValueError(f"transitions must be a ddpgx.Transition, got {type(transitions).__name__}")
-    for name, new, old in zip(Transition._fields, transitions, buffer.data):
+    for name, new, old in zip(Transition._fields, transitions, buffer.data, strict=True):
         if jax.tree.structure(new) != jax.tree.structure(old):
             raise ValueError(
                 f"transitions.{name} has structure {jax.tree.structure(new)}, "
                 f"the buffer holds {jax.tree.structure(old)}"
             )
-        for (path, leaf), stored in zip(jax.tree_util.tree_leaves_with_path(new), jax.tree.leaves(old)):
+        for (path, leaf), stored in zip(jax.tree_util.tree_leaves_with_path(new), jax.tree.leaves(old), strict=True):
             if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[1:] != stored.shape[1:]:
                 dims = ("n",) + stored.shape[1:]
                 expected = "(" + ", ".join(map(str, dims)) + ("," if len(dims) == 1 else "") + ")"
@@ -90,15 +96,30 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
         raise ValueError(f"cannot add {n} transitions at once to a buffer of capacity {cap}")
     index = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % cap
     data = jax.tree.map(lambda old, new: old.at[index].set(jnp.asarray(new, old.dtype)), buffer.data, transitions)
-    return ReplayState(data, (buffer.position + n) % cap, jnp.minimum(buffer.size + n, cap))
+    return buffer.replace(data=data, position=(buffer.position + n) % cap, size=jnp.minimum(buffer.size + n, cap))
 
 
 def sample(buffer: ReplayState, key: jax.Array, shape: int | tuple[int, ...]) -> Transition:
-    """Draws transitions uniformly with replacement among the filled entries; leaves get leading ``shape``.
+    """Draws transitions uniformly among the filled entries; leaves get leading ``shape``.
+
+    With ``buffer.replacement`` (the default) every index is drawn independently. Without it, each minibatch (the
+    last axis of ``shape``) holds distinct entries, a uniformly random subset; a minibatch larger than the filled
+    part of the buffer repeats entries (as it must).
 
     The buffer must hold at least one transition (inside jit this cannot be checked; an empty buffer yields
     entry 0 of its zero-initialised storage).
     """
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    index = jax.random.randint(key, shape, 0, jnp.maximum(buffer.size, 1))
+    size = jnp.maximum(buffer.size, 1)
+    if buffer.replacement:
+        index = jax.random.randint(key, shape, 0, size)
+    else:
+        cap = capacity(buffer)
+        if shape[-1] > cap:
+            raise ValueError(f"cannot draw {shape[-1]} distinct transitions from a buffer of capacity {cap}")
+        # The k smallest of i.i.d. uniforms over the filled entries are a uniformly random k-subset of them.
+        u = jax.random.uniform(key, shape[:-1] + (cap,))
+        u = jnp.where(jnp.arange(cap) < size, u, 2.0)
+        _, index = jax.lax.top_k(-u, shape[-1])
+        index = index % size  # only reached by a minibatch larger than the filled part
     return jax.tree.map(lambda x: x[index], buffer.data)

@@ -16,7 +16,7 @@ import pytest
 from flax import struct
 
 import ddpgx
-from ddpgx import jitted, loop, networks
+from ddpgx import jitted, networks, runner
 
 gymnax = pytest.importorskip("gymnax")
 from gymnax.environments import environment  # noqa: E402
@@ -41,7 +41,23 @@ def leaves(tree):
 # Pendulum-v1: the jitted loop and the gymnasium loop both solve it.
 
 
-def test_jitted_loop_and_gymnasium_loop_both_solve_pendulum():
+def gymnasium_returns(ts, episodes=10, seed=10_000):
+    """Returns of the deterministic policy of a train state on gymnasium's Pendulum-v1 (not gymnax's)."""
+    env = gymnasium.make("Pendulum-v1")
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, done = 0.0, False
+        while not done:
+            actions, _, _ = ddpgx.act(ts, obs[None], explore=False)
+            obs, reward, terminated, truncated, _ = env.step(np.asarray(actions)[0])
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def test_jitted_loop_and_facade_both_solve_pendulum(tmp_path):
     # skrl's example settings (batch 100, OU noise, 100 random steps, 400-300 MLPs), seed 0, 10,000 steps each.
     steps = 10_000
     ts_jit, summary = ddpgx.train_gymnax("gymnax:Pendulum-v1", timesteps=steps, seed=0, eval_interval=2_500,
@@ -54,18 +70,21 @@ def test_jitted_loop_and_gymnasium_loop_both_solve_pendulum():
     assert metrics["episode_return"][0] < -900  # the untrained policy does not swing up ...
     assert summary["eval_return"] >= -200, summary["eval_returns"]  # ... the trained one does (gymnax's Pendulum)
 
-    ts_gym, gym_summary = loop.train(loop.LoopConfig(timesteps=steps, seed=0, log_interval=0))
-    gym_returns = loop.evaluate(ts_gym, "Pendulum-v1", episodes=10)
-    assert np.mean(gym_returns) >= -200, gym_returns
+    # The facade path: the main job (ddpgx.DDPG and its SequentialTrainer on gymnasium's Pendulum-v1).
+    result = runner.train(runner.RunSettings(timesteps=steps, seed=0, directory=str(tmp_path), eval_episodes=10),
+                          progress=False, log=lambda *args: None)
+    assert result["eval_mean"] >= -200, result["eval_returns"]
+    ts_facade = result["agent"].train_state
 
-    # Each policy also solves the other implementation of the environment: the two loops learn the same task.
-    cross_gym = loop.evaluate(ts_jit, "Pendulum-v1", episodes=10)
+    # Each policy also solves the other implementation of the environment: the two paths learn the same task.
+    cross_gym = gymnasium_returns(ts_jit)
     assert np.mean(cross_gym) >= -200, cross_gym
     env, env_params = gymnax.make("Pendulum-v1")
-    cross_jax = jax.jit(lambda ts, k: jitted.evaluate(ts, k, env, env_params, 10))(ts_gym, jax.random.key(3))
+    cross_jax = jax.jit(lambda ts, k: jitted.evaluate(ts, k, env, env_params, 10))(ts_facade, jax.random.key(3))
     assert float(jnp.mean(cross_jax)) >= -200, cross_jax
-    # Equivalent learning: both end within 60 of each other (one evaluation's spread is about +-65 per episode).
-    assert abs(np.mean(gym_returns) - np.mean(cross_gym)) < 60, (gym_returns, cross_gym)
+    # Equivalent learning: on the same 10 gymnasium episodes both end within 60 of each other (one evaluation's
+    # spread is about +-65 per episode).
+    assert abs(result["eval_mean"] - np.mean(cross_gym)) < 60, (result["eval_returns"], cross_gym)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,267 @@
+"""End to end: skrl's Pendulum-v1 DDPG example, trained by ddpgx's facade and trainer and by skrl JAX and torch.
+
+The configuration is skrl's example (15,000 timesteps, 1 environment, batch 100, 400-300 MLPs, Ornstein-Uhlenbeck
+noise theta 0.15 sigma 0.1, 100 random timesteps, learning from timestep 100, a memory of 15,000 transitions sampled
+without replacement), with TensorBoard writing and checkpoints off for every library. Each (library, seed) run is
+its own Python process, started in an interleaved order (the order rotates with the seed), and reports:
+
+* the wall time of ``trainer.train()`` (compilation included; network initialisation and imports are not),
+* environment steps per second,
+* the mean return of 10 evaluation episodes of the deterministic policy (no noise; seeds 10000..10009).
+
+Run from the repository root::
+
+    python benchmarks/e2e_pendulum.py                      # 3 seeds, every library installed
+    python benchmarks/e2e_pendulum.py --seeds 0 --timesteps 3000 --libraries ddpgx skrl-jax
+    python benchmarks/e2e_pendulum.py --markdown benchmarks/RESULTS.md
+
+skrl (``pip install ".[bench]"``) is optional: libraries that are not installed are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+LIBRARIES = ("ddpgx", "skrl-jax", "skrl-torch")
+EVAL_SEED = 10_000
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# One run (in a child process).
+
+
+def _evaluate(policy, episodes: int) -> list[float]:
+    """Returns of the deterministic ``policy(obs [1, 3]) -> actions [1, 1]`` on Pendulum-v1."""
+    import gymnasium
+
+    env = gymnasium.make("Pendulum-v1")
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=EVAL_SEED + episode)
+        total, done = 0.0, False
+        while not done:
+            action = np.asarray(policy(obs[None].astype(np.float32)), np.float32).reshape(1)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def run_ddpgx(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+    import gymnasium
+
+    from ddpgx import DDPG
+    from ddpgx.envs import wrap_env
+    from ddpgx.memories import RandomMemory
+    from ddpgx.models import set_seed
+    from ddpgx.runner import skrl_example_cfg
+    from ddpgx.trainers import SequentialTrainer
+
+    set_seed(seed)
+    env = wrap_env(gymnasium.make("Pendulum-v1"))
+    memory = RandomMemory(memory_size=15_000, num_envs=env.num_envs, replacement=False)
+    cfg = skrl_example_cfg()
+    cfg.experiment.write_interval = 0
+    cfg.experiment.checkpoint_interval = 0
+    models = dict.fromkeys(("policy", "target_policy", "critic", "target_critic"))  # the example's 400-300 MLPs
+    agent = DDPG(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
+                 state_space=env.state_space, action_space=env.action_space, seed=seed)
+    trainer = SequentialTrainer(env=env, agents=[agent], cfg={"timesteps": timesteps, "headless": True,
+                                                              "disable_progressbar": True, "seed": seed})
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    agent.enable_training_mode(False)
+    returns = _evaluate(lambda obs: agent.act(obs, None, timestep=0, timesteps=1)[0], episodes)
+    return {"train_seconds": seconds, "eval_returns": returns}
+
+
+def _skrl_cfg(backend: str):
+    import importlib
+
+    ddpg = importlib.import_module(f"skrl.agents.{backend}.ddpg")
+    noises = importlib.import_module(f"skrl.resources.noises.{backend}")
+    cfg = ddpg.DDPG_CFG()
+    cfg.exploration_noise = noises.OrnsteinUhlenbeckNoise
+    cfg.exploration_noise_kwargs = {"theta": 0.15, "sigma": 0.1, "base_scale": 1.0}
+    cfg.gradient_steps = 1
+    cfg.batch_size = 100
+    cfg.discount_factor = 0.99
+    cfg.polyak = 0.005
+    cfg.learning_rate = 1e-3
+    cfg.random_timesteps = 100
+    cfg.learning_starts = 100
+    cfg.experiment.write_interval = 0
+    cfg.experiment.checkpoint_interval = 0
+    cfg.experiment.directory = os.path.join("/tmp", "ddpgx-e2e-skrl")
+    return ddpg.DDPG, cfg
+
+
+def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+    import importlib
+
+    import gymnasium
+    from skrl.utils import set_seed
+    from skrl_reference import quiet_skrl, skrl_models
+
+    if backend == "jax":
+        from skrl import config
+
+        config.jax.backend = "numpy"  # as skrl's example
+    set_seed(seed)
+    wrap_env = importlib.import_module(f"skrl.envs.wrappers.{backend}").wrap_env
+    memory_cls = importlib.import_module(f"skrl.memories.{backend}").RandomMemory
+    trainer_cls = importlib.import_module(f"skrl.trainers.{backend}").SequentialTrainer
+    env = wrap_env(gymnasium.make("Pendulum-v1"))
+    models, device = skrl_models(backend, env.observation_space, env.action_space, seed=seed)
+    if backend == "jax":
+        from skrl import config
+
+        config.jax.device = device
+    memory = memory_cls(memory_size=15_000, num_envs=env.num_envs, device=device, replacement=False)
+    agent_cls, cfg = _skrl_cfg(backend)
+    cfg.exploration_noise_kwargs["device"] = device
+    with quiet_skrl():
+        agent = agent_cls(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
+                          state_space=env.state_space, action_space=env.action_space, device=device)
+        trainer = trainer_cls(cfg={"timesteps": timesteps, "headless": True, "disable_progressbar": True,
+                                   "close_environment_at_exit": False}, env=env, agents=[agent])
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        def policy(obs):
+            return agent.policy.act({"observations": jnp.asarray(obs), "states": None}, role="policy")[0]
+    else:
+        import torch
+
+        def policy(obs):
+            with torch.no_grad():
+                return agent.policy.act({"observations": torch.as_tensor(obs), "states": None},
+                                        role="policy")[0].numpy()
+    return {"train_seconds": seconds, "eval_returns": _evaluate(policy, episodes)}
+
+
+def run_one(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+    if library == "ddpgx":
+        result = run_ddpgx(seed, timesteps, episodes)
+    elif library in ("skrl-jax", "skrl-torch"):
+        result = run_skrl(library.split("-")[1], seed, timesteps, episodes)
+    else:
+        raise ValueError(f"library={library!r} is not one of {LIBRARIES}")
+    result.update(library=library, seed=seed, timesteps=timesteps,
+                  env_steps_per_second=timesteps / result["train_seconds"],
+                  eval_mean=float(np.mean(result["eval_returns"])))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The comparison (parent process).
+
+
+def installed(library: str) -> bool:
+    if library == "ddpgx":
+        return True
+    from skrl_reference import skrl_available
+
+    return skrl_available(library.split("-")[1])
+
+
+def _child(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+    command = [sys.executable, os.path.abspath(__file__), "--one", library, "--seeds", str(seed),
+               "--timesteps", str(timesteps), "--eval-episodes", str(episodes)]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{library} seed {seed} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1])
+
+
+def compare(libraries: list[str], seeds: list[int], timesteps: int, episodes: int) -> list[dict[str, Any]]:
+    results = []
+    for i, seed in enumerate(seeds):
+        order = libraries[i % len(libraries):] + libraries[:i % len(libraries)]  # rotate to spread drift
+        for library in order:
+            load = os.getloadavg()[0]
+            result = _child(library, seed, timesteps, episodes)
+            result["load_before"] = load
+            results.append(result)
+            print(f"{library:10s} seed {seed}: train {result['train_seconds']:7.1f} s "
+                  f"({result['env_steps_per_second']:6.0f} env steps/s), eval return {result['eval_mean']:8.1f} "
+                  f"(load average before: {load:.2f})", flush=True)
+    return results
+
+
+def summarise(results: list[dict[str, Any]], libraries: list[str], seeds: list[int]) -> str:
+    by = {(r["library"], r["seed"]): r for r in results}
+    lines = ["| library | " + " | ".join(f"seed {s}: train s / eval return" for s in seeds)
+             + " | median train s | median env steps/s |",
+             "|---|" + "---|" * (len(seeds) + 2)]
+    for library in libraries:
+        rows = [by[(library, s)] for s in seeds]
+        cells = " | ".join(f"{r['train_seconds']:.1f} / {r['eval_mean']:.1f}" for r in rows)
+        lines.append(f"| {library} | {cells} | {np.median([r['train_seconds'] for r in rows]):.1f} | "
+                     f"{np.median([r['env_steps_per_second'] for r in rows]):.0f} |")
+    lines.append("")
+    for other in libraries:
+        if other == "ddpgx":
+            continue
+        ratios = [by[(other, s)]["train_seconds"] / by[("ddpgx", s)]["train_seconds"] for s in seeds]
+        lines.append(f"- ddpgx is {np.median(ratios):.2f}x faster than {other} (median of per-seed ratios "
+                     f"{', '.join(f'{x:.2f}' for x in ratios)})")
+    worst = min(by[("ddpgx", s)]["eval_mean"] for s in seeds)
+    lines.append(f"- ddpgx's worst seed evaluates at {worst:.1f} (bar: >= -200)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--timesteps", type=int, default=15_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--markdown", help="append the results as a section of this Markdown file")
+    parser.add_argument("--one", choices=LIBRARIES, help=argparse.SUPPRESS)  # a child process: one run, JSON out
+    args = parser.parse_args()
+    if args.one:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        print(json.dumps(run_one(args.one, args.seeds[0], args.timesteps, args.eval_episodes)), flush=True)
+        return
+    libraries = [lib for lib in args.libraries if installed(lib)]
+    skipped = sorted(set(args.libraries) - set(libraries))
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"libraries {libraries}" + (f" (not installed: {skipped})" if skipped else ""), flush=True)
+    results = compare(libraries, args.seeds, args.timesteps, args.eval_episodes)
+    table = summarise(results, libraries, args.seeds)
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "a") as file:
+            file.write(f"\n## End to end: skrl's Pendulum-v1 DDPG example ({datetime.date.today()})\n\n"
+                       f"`python benchmarks/e2e_pendulum.py --seeds {' '.join(map(str, args.seeds))} --timesteps "
+                       f"{args.timesteps}` on {os.cpu_count()} CPUs; each run its own process, interleaved; wall "
+                       "time of `trainer.train()` with logging and checkpoints off; evaluation: mean return of "
+                       f"{args.eval_episodes} deterministic episodes.\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,515 @@
+"""``ddpgx.DDPG``: skrl's documented DDPG agent surface, as a thin stateful shell over the pure functions.
+
+The agent holds a :class:`ddpgx.TrainState` and a replay buffer and calls :mod:`ddpgx.core`'s jitted functions; it
+adds no algorithm math. What it adds is skrl's bookkeeping: the configuration (:class:`ddpgx.DDPG_CFG`), training
+mode, ``learning_starts``, ``rewards_shaper``, TensorBoard tracking (:mod:`ddpgx.tracking`), checkpoints
+(:mod:`ddpgx.checkpoints`) and the best agent.
+
+Per environment step the trainer calls ``act``, ``record_transition`` and ``post_interaction``. Once learning has
+started, ``post_interaction`` runs **one** jitted call (:func:`ddpgx.core.add_update_act`) that stores the
+transition, runs the update and already computes the next exploring action for the observations just recorded;
+the next ``act`` on those same observations returns it without another call (acting on anything else computes a
+fresh action, and the result is the same either way). Metrics stay on the device until a write interval.
+
+Departures from skrl, on purpose: no exploration noise in evaluation mode (skrl adds it), the Ornstein-Uhlenbeck
+state is reset where an episode ends, and ``load`` restores everything (skrl's JAX ``load`` drops optimizer state).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ddpgx import checkpoints, core, networks, replay, sharding, spaces, tracking
+from ddpgx import models as models_lib
+from ddpgx import noise as noise_lib
+from ddpgx.config import DDPGConfig
+from ddpgx.ddpg_cfg import DDPG_CFG, make_cfg, pair, resolve_interval
+from ddpgx.ddpg_cfg import experiment_dir as make_experiment_dir
+from ddpgx.envs import true_next_observations
+from ddpgx.memories import RandomMemory
+from ddpgx.preprocessors import RunningStandardScaler
+from ddpgx.types import Transition
+
+__all__ = ["DDPG", "core_config"]
+
+_TRAINING_MODELS = ("critic", "target_policy", "target_critic")
+
+
+def _scheduled(rate: float, factory: Any, kwargs: Mapping) -> Any:
+    if factory is None:
+        return float(rate)
+    schedule = factory(**kwargs)
+    if not callable(schedule):
+        raise ValueError(f"learning_rate_scheduler {factory!r} returned {schedule!r}, expected a schedule "
+                         "step -> factor")
+    return lambda count: rate * schedule(count)
+
+
+def _noise(cfg: DDPG_CFG) -> Any:
+    noise = cfg.exploration_noise
+    if noise is None:
+        return None
+    if isinstance(noise, type) or (callable(noise) and not isinstance(noise, noise_lib.SUPPORTED)):
+        kwargs = {k: v for k, v in cfg.exploration_noise_kwargs.items() if k != "device"}
+        try:
+            noise = noise(**kwargs)
+        except TypeError as error:
+            raise ValueError(f"exploration_noise {cfg.exploration_noise!r} does not take exploration_noise_kwargs "
+                             f"{kwargs}: {error}") from error
+    noise_lib.validate(noise)
+    return noise
+
+
+def _preprocessor(name: str, factory: Any, kwargs: Mapping) -> RunningStandardScaler | None:
+    if not factory:
+        return None
+    scaler = factory if isinstance(factory, RunningStandardScaler) else None
+    if scaler is None:
+        if factory is not RunningStandardScaler:
+            raise ValueError(f"{name}={factory!r} is not supported: expected ddpgx.preprocessors.RunningStandardScaler "
+                             "or None")
+        scaler = RunningStandardScaler(**kwargs)
+    return scaler
+
+
+def core_config(cfg: DDPG_CFG) -> DDPGConfig:
+    """The functional core's configuration for a skrl ``DDPG_CFG`` (the one place where they are translated)."""
+    schedulers, scheduler_kwargs = pair(cfg.learning_rate_scheduler), pair(cfg.learning_rate_scheduler_kwargs)
+    rates = tuple(_scheduled(rate, f, kw) for rate, f, kw in zip(pair(cfg.learning_rate), schedulers,
+                                                                  scheduler_kwargs, strict=True))
+    obs_scaler = _preprocessor("observation_preprocessor", cfg.observation_preprocessor,
+                               cfg.observation_preprocessor_kwargs)
+    state_scaler = _preprocessor("state_preprocessor", cfg.state_preprocessor, cfg.state_preprocessor_kwargs)
+    scalers = [s for s in (obs_scaler, state_scaler) if s is not None]
+    if len(scalers) == 2 and (obs_scaler.epsilon, obs_scaler.clip_threshold) != (state_scaler.epsilon,
+                                                                                 state_scaler.clip_threshold):
+        raise ValueError(f"observation and state preprocessors must share epsilon and clip_threshold: {obs_scaler} "
+                         f"vs {state_scaler}")
+    return DDPGConfig(
+        batch_size=cfg.batch_size,
+        gradient_steps=cfg.gradient_steps,
+        discount_factor=cfg.discount_factor,
+        polyak=cfg.polyak,
+        learning_rate=rates if rates[0] != rates[1] or callable(rates[0]) else rates[0],
+        grad_norm_clip=float(cfg.grad_norm_clip),
+        random_timesteps=cfg.random_timesteps,
+        exploration_noise=_noise(cfg),
+        exploration_scheduler=cfg.exploration_scheduler,
+        observation_preprocessor=obs_scaler is not None,
+        state_preprocessor=state_scaler is not None,
+        preprocessor_epsilon=scalers[0].epsilon if scalers else 1e-8,
+        preprocessor_clip=scalers[0].clip_threshold if scalers else 5.0,
+    )
+
+
+def _parse_device(device: Any) -> jax.Device:
+    if device is None:
+        return jax.devices()[0]
+    if isinstance(device, jax.Device):
+        return device
+    if isinstance(device, str):
+        platform, _, index = device.partition(":")
+        platform = {"cuda": "gpu"}.get(platform, platform)
+        try:
+            found = jax.devices(platform)
+            return found[int(index) if index else 0]
+        except (RuntimeError, IndexError, ValueError) as error:
+            raise ValueError(f"device={device!r} is not available here ({error}); devices: {jax.devices()}") from error
+    raise ValueError(f"device={device!r} is invalid: expected None, a jax.Device or a string such as 'cpu'")
+
+
+def _zeros(space: gymnasium.Space) -> Any:
+    if isinstance(space, gymnasium.spaces.Dict):
+        return {k: _zeros(s) for k, s in space.spaces.items()}
+    return np.zeros(space.shape, np.float32)
+
+
+def _float32(tree: Any) -> Any:
+    return {k: _float32(v) for k, v in tree.items()} if isinstance(tree, Mapping) else np.asarray(tree, np.float32)
+
+
+def _network(model: Any, role: str, with_states: bool = False) -> Any:
+    """The core network for a model given in ``models``: adapters for skrl-style models, others as they are."""
+    if models_lib.is_skrl_style(model):
+        return (models_lib.PolicyAdapter(model, role) if role == "policy"
+                else models_lib.CriticAdapter(model, with_states, role))
+    return model
+
+
+class DDPG:
+    """Deep Deterministic Policy Gradient (DDPG), https://arxiv.org/abs/1509.02971, with skrl's agent interface.
+
+    Args:
+      models: ``"policy"`` (always), ``"critic"``, ``"target_policy"`` and ``"target_critic"`` (for training, i.e.
+        with a memory). Each is a skrl-style model (:class:`ddpgx.models.Model` with
+        :class:`~ddpgx.models.DeterministicMixin`) or a flax module with the core's signature (policy
+        ``observations -> actions``, critic ``(inputs, actions) -> q``); None selects the default 400-300 MLPs. The
+        targets start as copies of the online networks.
+      memory: a :class:`ddpgx.memories.RandomMemory` (needed for training).
+      observation_space: ``Box`` or ``Dict`` of ``Box``.
+      state_space: optional privileged critic input (``Box`` or ``Dict``).
+      action_space: bounded ``Box``.
+      device: ``"cpu"``, ``"cuda:0"``, a ``jax.Device`` or None (JAX's default device).
+      cfg: a :class:`ddpgx.DDPG_CFG` or a dict of its fields.
+      seed: seed of the networks' initialisation and of exploration (default: :func:`ddpgx.models.set_seed`'s).
+      mesh: data-parallel training over devices: a ``jax.sharding.Mesh`` with a ``"data"`` axis
+        (:func:`ddpgx.sharding.make_mesh`) or a device count. The train state is replicated, the replay memory and
+        every minibatch split over the devices (see :mod:`ddpgx.sharding`).
+
+    Raises:
+      KeyError: a model needed is missing (its key is named).
+      ValueError: any other bad argument (named, with what was expected).
+    """
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, Any],
+        memory: RandomMemory | None = None,
+        observation_space: gymnasium.Space | None = None,
+        state_space: gymnasium.Space | None = None,
+        action_space: gymnasium.Space | None = None,
+        device: Any = None,
+        cfg: DDPG_CFG | Mapping = {},  # noqa: B006 -- skrl's signature; never mutated
+        seed: int | None = None,
+        mesh: Any = None,
+    ) -> None:
+        self.cfg = make_cfg(copy.deepcopy(cfg) if isinstance(cfg, Mapping) else cfg, DDPG_CFG)
+        if not isinstance(models, Mapping):
+            raise ValueError(f"models={models!r} is invalid: expected a dict of models")
+        if "policy" not in models:
+            raise KeyError("models has no 'policy': DDPG needs models['policy'] (and 'critic', 'target_policy', "
+                           "'target_critic' to train)")
+        if memory is not None:
+            for key in _TRAINING_MODELS:
+                if key not in models:
+                    raise KeyError(f"models has no {key!r}: training (an agent with a memory) needs 'policy', "
+                                   "'critic', 'target_policy' and 'target_critic'")
+        if memory is not None and not isinstance(memory, RandomMemory):
+            raise ValueError(f"memory={memory!r} is invalid: expected a ddpgx.memories.RandomMemory or None")
+        for name, space in (("observation_space", observation_space), ("action_space", action_space)):
+            if space is None:
+                raise ValueError(f"{name} is required (a gymnasium space)")
+        self.models = dict(models)
+        self.policy = self.models.get("policy")
+        self.critic = self.models.get("critic")
+        self.target_policy = self.models.get("target_policy")
+        self.target_critic = self.models.get("target_critic")
+        self.memory = memory
+        self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
+        self.device = _parse_device(device)
+        self.training = False
+
+        config = core_config(self.cfg)
+        num_envs = memory.num_envs if memory is not None else 1
+        key = jax.random.key(seed) if seed is not None else models_lib.default_key(2)
+        critic = self.critic if self.critic is not None else networks.QFunction()  # unused outside training
+        with jax.default_device(self.device):
+            ts = core.init(key, config, observation_space, action_space, state_space=state_space,
+                           policy=_network(self.policy, "policy"),
+                           critic=_network(critic, "critic", with_states=state_space is not None),
+                           num_envs=num_envs)
+            ts = self._with_model_params(ts)
+            self.mesh = None if mesh is None else sharding.make_mesh(mesh) if isinstance(mesh, int) else mesh
+            self.train_state = self._place(ts)
+            if memory is not None:
+                example = Transition(
+                    observations=_zeros(observation_space), actions=np.zeros(action_space.shape, np.float32),
+                    rewards=np.float32(0), next_observations=_zeros(observation_space), terminated=np.bool_(False),
+                    states=None if state_space is None else _zeros(state_space),
+                    next_states=None if state_space is None else _zeros(state_space),
+                )
+                memory.create(example)
+                if self.mesh is not None:
+                    memory.state = sharding.shard_replay(memory.state, self.mesh)
+
+        self._episode_starts = np.ones(num_envs, bool)
+        self._pending: Transition | None = None
+        self._prefetch: tuple | None = None  # (observations object, timestep, actions, key, noise_state, info)
+        self._metrics_seen = False
+        self.tracker = tracking.Tracker()
+        self.tracking_data = self.tracker.data  # skrl's attribute name
+        self.write_interval: int = 0
+        self.checkpoint_interval: int = 0
+        self.checkpoint_include_memory = True  # checkpoints hold the replay buffer (for an exact resume)
+        self.experiment_dir = make_experiment_dir(self.cfg.experiment, type(self).__name__)
+        self.checkpoint_best = {"timestep": 0, "reward": -math.inf, "saved": True, "items": None}
+        self._wandb = None
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # construction helpers
+
+    def _with_model_params(self, ts: core.TrainState) -> core.TrainState:
+        """Uses the parameters a skrl-style model already initialised (``init_state_dict``) instead of fresh ones."""
+        replaced = {}
+        for role, field in (("policy", "policy_params"), ("critic", "critic_params")):
+            model = self.models.get(role)
+            params = getattr(model, "state_dict", None) if models_lib.is_skrl_style(model) else None
+            if params is not None:
+                expected = jax.tree.structure(getattr(ts, field))
+                if jax.tree.structure(params) != expected:
+                    raise ValueError(f"models[{role!r}].state_dict does not match the model's parameters")
+                replaced[field] = params
+                replaced[f"target_{field}"] = jax.tree.map(jnp.copy, params)
+        if not replaced:
+            return ts
+        ts = ts.replace(**replaced)
+        spec = ts.spec
+        return ts.replace(policy_opt_state=spec.policy_optimizer.init(ts.policy_params),
+                          critic_opt_state=spec.critic_optimizer.init(ts.critic_params))
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # skrl's method surface
+
+    def init(self, *, trainer_cfg: Mapping | Any | None = None) -> None:
+        """Resolves the write and checkpoint intervals (``"auto"`` from the trainer's timesteps), opens the
+        TensorBoard writer and creates the checkpoint directory."""
+        if trainer_cfg is not None and dataclasses.is_dataclass(trainer_cfg):
+            trainer_cfg = dataclasses.asdict(trainer_cfg)
+        timesteps = (trainer_cfg or {}).get("timesteps")
+        experiment = self.cfg.experiment
+        self.write_interval = resolve_interval(experiment.write_interval, timesteps, 100)
+        self.checkpoint_interval = resolve_interval(experiment.checkpoint_interval, timesteps, 10)
+        if jax.process_index() != 0:  # only process 0 writes
+            self.write_interval = self.checkpoint_interval = 0
+        if self.write_interval > 0 and self.tracker.writer is None:
+            self.tracker.writer = tracking.SummaryWriter(self.experiment_dir)
+        if self.checkpoint_interval > 0:
+            os.makedirs(os.path.join(self.experiment_dir, "checkpoints"), exist_ok=True)
+        if experiment.wandb and self._wandb is None:
+            try:
+                import wandb
+            except ImportError as error:
+                raise ValueError("experiment.wandb=True needs the wandb package (pip install wandb)") from error
+            kwargs = dict(experiment.wandb_kwargs)
+            kwargs.setdefault("name", os.path.basename(self.experiment_dir))
+            kwargs.setdefault("config", {"agent": repr(self.cfg), "trainer": dict(trainer_cfg or {})})
+            self._wandb = wandb.init(**kwargs)
+
+    def act(self, observations: Any, states: Any = None, *, timestep: int, timesteps: int) -> tuple[jax.Array, dict]:
+        """Actions for ``[num_envs, ...]`` observations: exploring in training mode (uniform for
+        ``random_timesteps``, then policy plus scheduled noise), the deterministic policy otherwise."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None and prefetch[0] is observations and prefetch[1] == timestep:
+            _, _, actions, key, noise_state, info = prefetch
+            self.train_state = self.train_state.replace(key=key, noise_state=noise_state)
+        else:
+            ts = self.train_state
+            num_envs = spaces.flatten_with_batch_shape(ts.spec.observation, observations, "observations")[1]
+            if len(num_envs) == 1 and ts.noise_state.shape[0] != num_envs[0]:
+                ts = ts.replace(noise_state=noise_lib.init_state(num_envs[0], ts.spec.action.size))
+                self._episode_starts = np.ones(num_envs[0], bool)
+            actions, ts, info = core.act(ts, observations, timestep=timestep, timesteps=timesteps,
+                                         explore=self.training, episode_starts=self._episode_starts)
+            self.train_state = ts
+        exploring = self.training and self.train_state.noise is not None and timestep >= self.cfg.random_timesteps
+        if exploring and self.write_interval > 0:
+            self.tracker.track_metrics({k: info[k] for k in ("noise_max", "noise_min", "noise_mean")})
+        return actions, {}
+
+    def record_transition(self, *, observations: Any, states: Any, actions: Any, rewards: Any,
+                          next_observations: Any, next_states: Any, terminated: Any, truncated: Any, infos: Any,
+                          timestep: int, timesteps: int) -> None:
+        """Tracks rewards and episodes and, in training mode, stores the transition (with ``rewards_shaper``
+        applied and the true final observation of finished episodes, from ``infos["final_obs"]``)."""
+        rewards = np.asarray(rewards, np.float32)
+        terminated, truncated = np.asarray(terminated, bool), np.asarray(truncated, bool)
+        if self.write_interval > 0:
+            self.tracker.track_step(rewards, terminated, truncated)
+        done = np.logical_or(terminated, truncated).reshape(-1)
+        self._episode_starts = done
+        if not self.training:
+            return
+        if self.memory is None:
+            raise ValueError("this agent has no memory: construct it with memory=RandomMemory(...) to train")
+        if self.cfg.rewards_shaper is not None:
+            rewards = np.asarray(self.cfg.rewards_shaper(rewards, timestep, timesteps), np.float32)
+        n = done.shape[0]
+        if self.state_space is not None and (states is None or next_states is None):
+            raise ValueError("this agent has a state_space: record_transition needs states and next_states")
+        self._flush()
+        self._pending = Transition(
+            observations=_float32(observations),
+            actions=np.asarray(actions, np.float32).reshape((n,) + tuple(self.action_space.shape)),
+            rewards=rewards.reshape(n),
+            next_observations=_float32(true_next_observations(next_observations, infos)),
+            terminated=terminated.reshape(n),
+            states=None if self.state_space is None else _float32(states),
+            next_states=None if self.state_space is None else _float32(
+                true_next_observations(next_states, infos, "final_state")),
+        )
+        self._pending_next = (next_observations, timestep + 1, timesteps)
+
+    def pre_interaction(self, *, timestep: int, timesteps: int) -> None:
+        """Nothing to do before an environment step (kept for skrl's method surface)."""
+
+    def post_interaction(self, *, timestep: int, timesteps: int) -> None:
+        """Stores the recorded transition and, from ``learning_starts`` on, updates (one jitted call); then writes
+        TensorBoard data and checkpoints when their intervals come."""
+        if self.training and self._pending is not None:
+            if timestep >= self.cfg.learning_starts:
+                next_observations, next_timestep, next_timesteps = self._pending_next
+                actions, (key, noise_state), ts, buffer, metrics, info = core.add_update_act(
+                    self.train_state, self.memory.state, self._pending, next_observations, next_timestep,
+                    next_timesteps, self._episode_starts)
+                self.train_state, self.memory.state, self._pending = ts, buffer, None
+                self._prefetch = (next_observations, next_timestep, actions, key, noise_state, info)
+                self._track_update(metrics)
+            else:
+                self._flush()
+        self._after_step(timestep + 1, timesteps)
+
+    def update(self, *, timestep: int, timesteps: int) -> None:
+        """One update (``gradient_steps`` gradient steps on minibatches sampled from memory)."""
+        if self.memory is None or len(self.memory) == 0 and self._pending is None:
+            raise ValueError("cannot update: the memory is empty (record transitions first)")
+        self._flush()
+        self._prefetch = None
+        self.train_state, metrics = core.update_from_replay(self.train_state, self.memory.state)
+        self._track_update(metrics)
+
+    def track_data(self, tag: str, value: float) -> None:
+        """Tracks a scalar under ``tag`` until the next write (min/max/mean by the tag's suffix, as skrl)."""
+        self.tracker.track(tag, value)
+
+    def write_tracking_data(self, *, timestep: int, timesteps: int) -> None:
+        """Writes everything tracked since the last write to TensorBoard (and Weights & Biases when enabled)."""
+        values = self.tracker.write(timestep)
+        if self._wandb is not None and values:
+            self._wandb.log(values, step=timestep)
+
+    def write_checkpoint(self, *, timestep: int | None, timesteps: int) -> None:
+        """Writes ``agent_<timestep>`` (and ``best_agent`` when a better mean total reward has been seen) under
+        ``<experiment_dir>/checkpoints``; with ``store_separately`` one checkpoint per module."""
+        tag = str(timestep) if timestep is not None else f"{np.datetime64('now')}".replace(":", "-")
+        directory = os.path.join(self.experiment_dir, "checkpoints")
+        self._save_items(directory, tag, self._checkpoint_items(self.checkpoint_include_memory), timestep)
+        best = self.checkpoint_best
+        if best["items"] is not None and not best["saved"]:
+            self._save_items(directory, "best", best["items"], best["timestep"])
+            best["saved"] = True
+
+    def save(self, path: str, *, include_memory: bool = True) -> None:
+        """Saves everything needed to resume (networks, targets, optimizers, scaler statistics, noise state, RNG,
+        step, and with ``include_memory`` the replay buffer) as an orbax checkpoint directory at ``path``."""
+        checkpoints.save(path, self._checkpoint_items(include_memory), self._metadata(None))
+
+    def load(self, path: str) -> None:
+        """Restores what :meth:`save` (or a checkpoint) wrote; the replay buffer too when it was saved and this
+        agent has a memory. Raises ``ValueError`` if the checkpoint does not match this agent."""
+        self._flush()
+        target = self._checkpoint_items(include_memory=self.memory is not None)
+        items, metadata = checkpoints.load(path, target)
+        with jax.default_device(self.device):
+            ts = checkpoints.restore_train_state(self.train_state, items["train_state"])
+            self.train_state = self._place(ts)
+            if "memory" in items and self.memory is not None:
+                saved = items["memory"]
+                self.memory.state = self.memory.state.replace(
+                    data=jax.tree.map(jnp.asarray, saved["data"]), position=jnp.asarray(saved["position"]),
+                    size=jnp.asarray(saved["size"]))
+                if self.mesh is not None:
+                    self.memory.state = sharding.shard_replay(self.memory.state, self.mesh)
+        self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
+        self._prefetch = None
+
+    def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:
+        """Training mode (exploration, memory writes, updates) on or off; queried with the ``training`` attribute."""
+        self.training = bool(enabled)
+        self._prefetch = None
+        if apply_to_models:
+            self.enable_models_training_mode(enabled)
+
+    def enable_models_training_mode(self, enabled: bool = True) -> None:
+        """Sets the models' ``training`` flag (DDPG's deterministic MLPs compute the same in both modes)."""
+        for model in self.models.values():
+            if hasattr(model, "enable_training_mode"):
+                model.enable_training_mode(enabled)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # ddpgx additions
+
+    @property
+    def policy_params(self) -> Any:
+        """The current policy parameters (a flax parameter tree)."""
+        return self.train_state.policy_params
+
+    def block_until_ready(self) -> None:
+        """Waits for every dispatched computation (for timing)."""
+        jax.block_until_ready(self.train_state)
+
+    def close(self) -> None:
+        """Flushes and closes the TensorBoard writer."""
+        if self.tracker.writer is not None:
+            self.tracker.writer.close()
+            self.tracker.writer = None
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # internals
+
+    def _place(self, ts: core.TrainState) -> core.TrainState:
+        """On the agent's device, or replicated over its mesh."""
+        return jax.device_put(ts, self.device) if self.mesh is None else sharding.shard(ts, self.mesh)
+
+    def _flush(self) -> None:
+        """Adds a recorded transition that no update has consumed yet to the memory."""
+        if self._pending is not None:
+            self.memory.state = replay.add(self.memory.state, self._pending)
+            self._pending = None
+
+    def _track_update(self, metrics: dict) -> None:
+        self._metrics_seen = True
+        if self.write_interval > 0:
+            self.tracker.track_metrics({k: v for k, v in metrics.items()
+                                        if k in tracking.METRIC_TAGS and not k.endswith("grad_norm")})
+
+    def _after_step(self, timestep: int, timesteps: int) -> None:
+        """skrl's base ``post_interaction``: best agent and checkpoint at the checkpoint interval, then a write."""
+        if timestep > 1 and self.checkpoint_interval > 0 and timestep % self.checkpoint_interval == 0:
+            reward = self.tracker.mean("Reward / Total reward (mean)", -math.inf)
+            if reward > self.checkpoint_best["reward"]:
+                self._flush()
+                self.checkpoint_best.update(timestep=timestep, reward=reward, saved=False,
+                                            items=jax.device_get(self._checkpoint_items(include_memory=False)))
+            self._flush()
+            self._prefetch = None  # a resumed run acts afresh here, so the uninterrupted one does too
+            self.write_checkpoint(timestep=timestep, timesteps=timesteps)
+        if timestep > 1 and self.write_interval > 0 and timestep % self.write_interval == 0:
+            self.write_tracking_data(timestep=timestep, timesteps=timesteps)
+
+    def _checkpoint_items(self, include_memory: bool) -> dict[str, Any]:
+        items = {"train_state": checkpoints.train_state_tree(self.train_state),
+                 "agent": {"episode_starts": np.asarray(self._episode_starts, bool)}}
+        if include_memory and self.memory is not None and self.memory.state is not None:
+            buffer = self.memory.state
+            items["memory"] = {"data": buffer.data, "position": buffer.position, "size": buffer.size}
+        return items
+
+    def _metadata(self, timestep: int | None) -> dict[str, Any]:
+        return {"timestep": timestep, "agent": type(self).__name__}
+
+    def _save_items(self, directory: str, tag: str, items: dict[str, Any], timestep: int | None) -> None:
+        if self.cfg.experiment.store_separately:
+            modules = {
+                "policy": {"params": items["train_state"]["policy_params"]},
+                "target_policy": {"params": items["train_state"]["target_policy_params"]},
+                "critic": {"params": items["train_state"]["critic_params"]},
+                "target_critic": {"params": items["train_state"]["target_critic_params"]},
+                "policy_optimizer": {"state": items["train_state"]["policy_opt_state"]},
+                "critic_optimizer": {"state": items["train_state"]["critic_opt_state"]},
+            }
+            for name, item in modules.items():
+                target = f"best_{name}" if tag == "best" else f"{name}_{tag}"
+                checkpoints.save(os.path.join(directory, target), item, self._metadata(timestep))
+        name = "best_agent" if tag == "best" else f"agent_{tag}"
+        checkpoints.save(os.path.join(directory, name), items, self._metadata(timestep))

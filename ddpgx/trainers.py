@@ -1,0 +1,150 @@
+"""``SequentialTrainer``: skrl's environment loop, calling an agent's documented methods in skrl's order.
+
+Each timestep: ``pre_interaction`` -> ``act`` -> ``env.step`` -> ``record_transition`` -> ``post_interaction`` (which
+updates the agent, writes TensorBoard data and checkpoints at their intervals). ``train`` runs it with the agent in
+training mode; ``eval`` with training mode off (no exploration noise, no memory writes, no updates). The
+environment is wrapped with :func:`ddpgx.envs.wrap_env`, so finished episodes are reset in the same step and the
+next timestep continues from the new episode's first observation.
+
+This module is framework-free: the same trainer drives ``ddpgx.DDPG`` (JAX) and ``ddpgx_torch.DDPG``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ddpgx.ddpg_cfg import make_cfg
+from ddpgx.envs import wrap_env
+
+__all__ = ["SequentialTrainer", "SequentialTrainerCfg"]
+
+
+@dataclasses.dataclass(kw_only=True, slots=True)
+class SequentialTrainerCfg:
+    """skrl's trainer configuration. ddpgx additions: ``seed``, the seed of the first environment reset, and
+    ``initial_timestep``, the timestep to start counting from (to resume a run: schedules, ``random_timesteps``,
+    ``learning_starts`` and checkpoint names continue from there)."""
+
+    timesteps: int = 100_000
+    headless: bool = False
+    render_interval: int = 1
+    disable_progressbar: bool | None = False
+    close_environment_at_exit: bool = True
+    environment_info: str = "episode"
+    stochastic_evaluation: bool = False
+    seed: int | None = None
+    initial_timestep: int = 0
+
+    def validate(self) -> None:
+        for name, low in (("timesteps", 1), ("render_interval", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"trainer {name}={value!r} is invalid: expected an integer >= {low}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ValueError(f"trainer seed={self.seed!r} is invalid: expected an integer >= 0 or None")
+        start = self.initial_timestep
+        if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start < self.timesteps:
+            raise ValueError(f"trainer initial_timestep={start!r} is invalid: expected an integer in [0, timesteps)")
+
+
+class SequentialTrainer:
+    """Trains or evaluates one agent on a (wrapped) gymnasium environment.
+
+    Args:
+      env: a gymnasium ``Env``/``VectorEnv`` or a :func:`ddpgx.envs.wrap_env` wrapper.
+      agents: the agent, or a list holding exactly one agent.
+      scopes: accepted for skrl compatibility; simultaneous agents are not supported.
+      cfg: a :class:`SequentialTrainerCfg` or a dict of its fields.
+    """
+
+    def __init__(self, *, env: Any, agents: Any, scopes: list[int] | None = None,
+                 cfg: SequentialTrainerCfg | Mapping = {}) -> None:  # noqa: B006 -- skrl's signature; never mutated
+        self.cfg = make_cfg(cfg if isinstance(cfg, SequentialTrainerCfg) else dict(cfg), SequentialTrainerCfg,
+                            "trainer cfg")
+        if isinstance(agents, (list, tuple)):
+            if len(agents) != 1:
+                raise ValueError(f"{len(agents)} agents given: ddpgx's SequentialTrainer trains exactly one agent")
+            agents = agents[0]
+        self.env = wrap_env(env)
+        self.agents = agents
+        self.scopes = [(0, self.env.num_envs)]
+        self.summary: dict[str, Any] = {}
+        self.agents.init(trainer_cfg=dataclasses.asdict(self.cfg))
+
+    def train(self) -> dict[str, Any]:
+        """Trains for ``cfg.timesteps`` timesteps; returns a summary (wall time, env steps/s, episode returns)."""
+        self.agents.enable_training_mode(True)
+        return self._run(training=True)
+
+    def eval(self) -> dict[str, Any]:
+        """Runs ``cfg.timesteps`` timesteps without exploration or learning; returns the same summary."""
+        self.agents.enable_training_mode(False)
+        return self._run(training=False)
+
+    def _run(self, training: bool) -> dict[str, Any]:
+        agent, env, timesteps = self.agents, self.env, self.cfg.timesteps
+        timed = getattr(agent, "write_interval", 0) > 0  # per-step timings only when they are written
+        observations, infos = env.reset(seed=self.cfg.seed)
+        states = env.state()
+        returns: list[float] = []
+        ends: list[int] = []  # timestep at which each of those episodes ended
+        running = np.zeros(env.num_envs)
+        first = self.cfg.initial_timestep
+        progress = _progress(timesteps, self.cfg.disable_progressbar, first)
+        start = time.perf_counter()
+        try:
+            for timestep in range(first, timesteps):
+                agent.pre_interaction(timestep=timestep, timesteps=timesteps)
+                t0 = time.perf_counter()
+                actions, _ = agent.act(observations, states, timestep=timestep, timesteps=timesteps)
+                actions = np.asarray(actions)
+                t1 = time.perf_counter()
+                next_observations, rewards, terminated, truncated, infos = env.step(actions)
+                next_states = env.state()
+                if timed:
+                    agent.track_data("Stats / Inference time (ms)", (t1 - t0) * 1e3)
+                    agent.track_data("Stats / Env stepping time (ms)", (time.perf_counter() - t1) * 1e3)
+                if not self.cfg.headless and timestep % self.cfg.render_interval == 0:
+                    env.render()
+                agent.record_transition(
+                    observations=observations, states=states, actions=actions, rewards=rewards,
+                    next_observations=next_observations, next_states=next_states, terminated=terminated,
+                    truncated=truncated, infos=infos, timestep=timestep, timesteps=timesteps,
+                )
+                agent.post_interaction(timestep=timestep, timesteps=timesteps)
+                observations, states = next_observations, next_states
+                running += rewards.reshape(-1)
+                done = np.logical_or(terminated, truncated).reshape(-1)
+                if done.any():
+                    returns.extend(running[done].tolist())
+                    ends.extend([timestep + 1] * int(done.sum()))
+                    running[done] = 0.0
+                    if progress is not None:
+                        progress.set_postfix_str(f"return(last 10) {np.mean(returns[-10:]):.1f}", refresh=False)
+                if progress is not None:
+                    progress.update(1)
+            if hasattr(agent, "block_until_ready"):
+                agent.block_until_ready()
+        finally:
+            if progress is not None:
+                progress.close()
+        seconds = time.perf_counter() - start
+        self.summary = {"seconds": seconds, "env_steps_per_second": (timesteps - first) * env.num_envs / seconds,
+                        "episode_returns": returns, "episode_end_timesteps": ends, "training": training}
+        return self.summary
+
+
+def _progress(total: int, disable: bool | None, initial: int):
+    if disable:
+        return None
+    if disable is None and not sys.stdout.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, file=sys.stdout, mininterval=0.5, smoothing=0.05)
