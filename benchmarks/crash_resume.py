@@ -1,9 +1,9 @@
 """Crash drill: kill ``ddpgx train`` with SIGKILL at random moments, resume, repeat; count what survives.
 
 Each round starts (or resumes) the main job with a checkpoint every 20 timesteps, waits for its first new checkpoint
-and then a random 0 to 1.5 s, kills it with SIGKILL, then checks that the newest complete checkpoint verifies (manifest sizes and SHA-256) and that its timestep
-never goes backwards; it also counts the kills that landed while a checkpoint was being written (a ``.partial-*``
-directory left behind). A final resume runs to the end.
+and then a random 0 to 1.5 s, kills it with SIGKILL, then checks that the newest complete checkpoint verifies (manifest
+sizes and SHA-256) and that its timestep never goes backwards; it also counts the kills that landed while a
+checkpoint was being written (a ``.partial-*`` directory left behind). A final resume runs to the end.
 
     python benchmarks/crash_resume.py --kills 20
 """

@@ -465,6 +465,8 @@ class DDPG:
         agent has a memory. Raises ``ValueError`` if the checkpoint does not match this agent."""
         self._flush()
         target = self._checkpoint_items(include_memory=self.memory is not None)
+        saved = set(checkpoints.metadata(path if os.path.isdir(path) else f"{path}.old").get("items", ()))
+        target = {name: item for name, item in target.items() if name in saved or name == "train_state"}
         items, metadata = checkpoints.load(path, target)
         with jax.default_device(self.device):
             ts = checkpoints.restore_train_state(self.train_state, items["train_state"])
@@ -476,7 +478,8 @@ class DDPG:
                     size=jnp.asarray(saved["size"]))
                 if self.mesh is not None:
                     self.memory.state = sharding.shard_replay(self.memory.state, self.mesh)
-        self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
+        if "agent" in items:
+            self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
         self._prefetch = None
 
     def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:
