@@ -373,6 +373,7 @@ def make_train(
     settings: JittedConfig = JittedConfig(),
     *,
     callback: Optional[Callable[[dict[str, np.ndarray]], None]] = None,
+    mesh: Any = None,
     **init_kwargs: Any,
 ) -> Callable[..., tuple[core.TrainState, Metrics]]:
     """Builds ``train(key, hyperparams=None, run=0) -> (train_state, metrics)``, a pure function of arrays.
@@ -389,6 +390,8 @@ def make_train(
       settings: the loop's configuration.
       callback: host function called once per interval with that interval's metrics as NumPy values (under
         ``vmap``, once per run, told apart by ``metrics["run"]``), e.g. a :class:`ProgressLogger`.
+      mesh: data parallelism inside the program (:mod:`ddpgx.sharding`): a mesh with a ``"data"`` axis or a device
+        count. The train state is replicated, the replay storage and every minibatch split over the devices.
       init_kwargs: passed to :func:`ddpgx.init` (custom ``policy``/``critic`` modules, optimizers).
 
     Returns:
@@ -410,6 +413,14 @@ def make_train(
     if callback is not None and not callable(callback):
         raise ValueError(f"callback={callback!r} is invalid: expected a callable or None")
     observation_space, action_space = spaces_of(env, env_params)  # validated now, with a clear message
+    if mesh is not None:
+        from ddpgx import sharding
+
+        mesh = sharding.make_mesh(mesh) if isinstance(mesh, int) else sharding._check_mesh(mesh)
+        devices = mesh.shape[core.DATA_AXIS]
+        for name, value in (("batch_size", config.batch_size), ("memory_size", settings.memory_size)):
+            if value % devices:
+                raise ValueError(f"{name}={value} cannot be split over {devices} devices: use a multiple of {devices}")
     eval_steps = _max_steps(env_params, settings) if settings.eval_episodes else 0
     n = settings.num_envs
     hyperparam_names = {"discount_factor", "polyak", "learning_rate", "policy_learning_rate",
@@ -434,6 +445,10 @@ def make_train(
             terminated=jnp.zeros((), bool),
         )
         buffer = replay.init(settings.memory_size, example)
+        if mesh is not None:  # replicated train state, replay storage split over the devices
+            train_state = core._replicated(train_state.replace(spec=dataclasses.replace(train_state.spec, mesh=mesh)))
+            buffer = buffer.replace(data=jax.lax.with_sharding_constraint(
+                buffer.data, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(core.DATA_AXIS))))
         update_shapes = jax.eval_shape(lambda ts, b: core.update_from_replay(ts, b)[1], train_state, buffer)
         zero_metrics = {k: jnp.zeros(s.shape, s.dtype) for k, s in update_shapes.items()}
 

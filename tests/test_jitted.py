@@ -120,10 +120,12 @@ def test_vmapped_seeds_match_each_seed_alone():
     alone = jax.jit(train)
     for i in range(3):
         state_i, metrics_i = alone(keys[i])
-        # Equal up to float32 rounding: a batched matmul sums in another order, and 150 updates carry the difference
-        # along (parameters are O(1); different seeds differ by O(0.1-1)).
+        # Equal up to float32 rounding: a batched matmul sums in another order, XLA fuses the batched program's
+        # elementwise work differently (e.g. the non-finite-update guard's selects), and 150 Adam updates carry the
+        # difference along: measured up to 2e-4 on a few of 1024 weights. Parameters are O(1) and different seeds
+        # differ by O(0.1-1), so this still tells runs apart.
         for a, b in zip(leaves(jax.tree.map(lambda x, i=i: x[i], states)), leaves(state_i), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-4)
         for name, value in metrics_i.items():
             np.testing.assert_allclose(metrics[name][i], value, rtol=1e-3, atol=1e-3, err_msg=name)
     # Different seeds really are different runs.
