@@ -109,27 +109,30 @@ SHORT_CONFIG = ddpgx.DDPGConfig(batch_size=32, random_timesteps=20,
 
 def test_vmapped_seeds_match_each_seed_alone():
     env, env_params = pendulum()
-    settings = dataclasses.replace(SHORT, timesteps=250)
+    # 30 updates: enough to show the runs are the same, few enough that float32 rounding differences between the
+    # batched and the single program (another summation order in batched matmuls, other fusions) have not yet been
+    # amplified into a flipped ReLU unit, which over hundreds of updates makes single weights drift apart.
+    settings = dataclasses.replace(SHORT, timesteps=230, learning_starts=200)
     train = ddpgx.make_train(env, env_params, SHORT_CONFIG, settings, **small_networks())
     keys = jax.random.split(jax.random.key(7), 3)
     states, metrics = jax.jit(jax.vmap(train))(keys)
-    # A remainder interval: 250 steps in intervals of 100 give 100, 100, 50.
-    np.testing.assert_array_equal(metrics["timestep"], np.tile([100, 200, 250], (3, 1)))
-    np.testing.assert_array_equal(metrics["update_count"], np.tile([50, 100, 50], (3, 1)))
+    # A remainder interval: 230 steps in intervals of 100 give 100, 100, 30.
+    np.testing.assert_array_equal(metrics["timestep"], np.tile([100, 200, 230], (3, 1)))
+    np.testing.assert_array_equal(metrics["update_count"], np.tile([0, 0, 30], (3, 1)))
     assert metrics["eval_returns"].shape == (3, 3, 2)
     alone = jax.jit(train)
     for i in range(3):
         state_i, metrics_i = alone(keys[i])
-        # Equal up to float32 rounding: a batched matmul sums in another order, XLA fuses the batched program's
-        # elementwise work differently (e.g. the non-finite-update guard's selects), and 150 Adam updates carry the
-        # difference along: measured up to 2e-4 on a few of 1024 weights. Parameters are O(1) and different seeds
-        # differ by O(0.1-1), so this still tells runs apart.
+        # Equal up to float32 rounding (parameters are O(1); different seeds differ by O(0.1-1)).
         for a, b in zip(leaves(jax.tree.map(lambda x, i=i: x[i], states)), leaves(state_i), strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-4)
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
         for name, value in metrics_i.items():
-            np.testing.assert_allclose(metrics[name][i], value, rtol=1e-3, atol=1e-3, err_msg=name)
+            np.testing.assert_allclose(metrics[name][i], value, rtol=1e-4, atol=1e-4, err_msg=name)
     # Different seeds really are different runs.
-    assert not np.allclose(metrics["critic_loss"][0], metrics["critic_loss"][1])
+    first = leaves(jax.tree.map(lambda x: x[0], states))
+    second = leaves(jax.tree.map(lambda x: x[1], states))
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(first, second, strict=True)) > 0.05
+    assert np.isfinite(metrics["critic_loss"][:, -1]).all()
 
 
 def test_hyperparameter_sweep_compiles_once_and_each_value_takes_effect():
