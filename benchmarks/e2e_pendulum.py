@@ -94,18 +94,11 @@ def run_ddpgx(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
 def _skrl_cfg(backend: str):
     import importlib
 
+    from ddpgx.runner import skrl_example_cfg
+
     ddpg = importlib.import_module(f"skrl.agents.{backend}.ddpg")
     noises = importlib.import_module(f"skrl.resources.noises.{backend}")
-    cfg = ddpg.DDPG_CFG()
-    cfg.exploration_noise = noises.OrnsteinUhlenbeckNoise
-    cfg.exploration_noise_kwargs = {"theta": 0.15, "sigma": 0.1, "base_scale": 1.0}
-    cfg.gradient_steps = 1
-    cfg.batch_size = 100
-    cfg.discount_factor = 0.99
-    cfg.polyak = 0.005
-    cfg.learning_rate = 1e-3
-    cfg.random_timesteps = 100
-    cfg.learning_starts = 100
+    cfg = skrl_example_cfg(ddpg.DDPG_CFG(), noises.OrnsteinUhlenbeckNoise)  # the same settings as ddpgx's row
     cfg.experiment.write_interval = 0
     cfg.experiment.checkpoint_interval = 0
     cfg.experiment.directory = os.path.join("/tmp", "ddpgx-e2e-skrl")

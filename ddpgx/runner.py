@@ -58,10 +58,11 @@ class RunSettings:
                 raise ValueError(f"{name}={value!r} is invalid: expected an integer or 'auto'")
 
 
-def skrl_example_cfg() -> DDPG_CFG:
-    """skrl's DDPG example configuration for Pendulum-v1."""
-    cfg = DDPG_CFG()
-    cfg.exploration_noise = OrnsteinUhlenbeckNoise
+def skrl_example_cfg(cfg: Any = None, noise: Any = OrnsteinUhlenbeckNoise) -> Any:
+    """skrl's DDPG example configuration for Pendulum-v1, set on ``cfg`` (a new :class:`DDPG_CFG` by default; the
+    benchmarks pass skrl's own ``DDPG_CFG`` and noise class, so both libraries get the same settings)."""
+    cfg = DDPG_CFG() if cfg is None else cfg
+    cfg.exploration_noise = noise
     cfg.exploration_noise_kwargs = {"theta": 0.15, "sigma": 0.1, "base_scale": 1.0}
     cfg.gradient_steps = 1
     cfg.batch_size = 100
