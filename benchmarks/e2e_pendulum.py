@@ -117,6 +117,7 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
 
         config.jax.backend = "numpy"  # as skrl's example
     set_seed(seed)
+    setup_start = time.perf_counter()
     wrap_env = importlib.import_module(f"skrl.envs.wrappers.{backend}").wrap_env
     memory_cls = importlib.import_module(f"skrl.memories.{backend}").RandomMemory
     trainer_cls = importlib.import_module(f"skrl.trainers.{backend}").SequentialTrainer
@@ -137,6 +138,7 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
+    setup = start - setup_start
     if backend == "jax":
         import jax.numpy as jnp
 
@@ -149,7 +151,10 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
             with torch.no_grad():
                 return agent.policy.act({"observations": torch.as_tensor(obs), "states": None},
                                         role="policy")[0].numpy()
-    return {"train_seconds": seconds, "eval_returns": _evaluate(policy, episodes)}
+    eval_start = time.perf_counter()
+    returns = _evaluate(policy, episodes)
+    return {"train_seconds": seconds, "eval_returns": returns, "setup_seconds": setup,
+            "eval_seconds": time.perf_counter() - eval_start}
 
 
 def run_one(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:

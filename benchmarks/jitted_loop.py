@@ -218,86 +218,14 @@ def run_rejax(timesteps: int, seed: int = 0, repeats: int = 1) -> dict[str, Any]
 # skrl JAX
 # --------------------------------------------------------------------------- #
 def run_skrl_jax(timesteps: int, seed: int = 0) -> dict[str, Any]:
-    import flax.linen as nn
-    import gymnasium
-    from skrl import config, logger
-    from skrl.agents.jax.ddpg import DDPG, DDPG_CFG
-    from skrl.envs.wrappers.jax import wrap_env
-    from skrl.memories.jax import RandomMemory
-    from skrl.models.jax import DeterministicMixin, Model
-    from skrl.resources.noises.jax import OrnsteinUhlenbeckNoise
-    from skrl.trainers.jax import SequentialTrainer
+    """skrl JAX with the example settings, run as in ``e2e_pendulum.py`` (one implementation of that run); its
+    "compile" column is the agent's set-up (models, memory, ``init``: skrl jits its pieces lazily)."""
+    from e2e_pendulum import run_skrl
 
-    logger.setLevel("ERROR")
-    cpu = jax.devices("cpu")[0]
-    config.jax.device = cpu
-    h1, h2 = HIDDEN
-
-    class Policy(DeterministicMixin, Model):
-        def __init__(self, observation_space=None, action_space=None, device=None, **kwargs):
-            Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device,
-                           **kwargs)
-            DeterministicMixin.__init__(self, clip_actions=False)
-
-        @nn.compact
-        def __call__(self, inputs, role):
-            x = nn.relu(nn.Dense(h1)(inputs["observations"]))
-            x = nn.relu(nn.Dense(h2)(x))
-            return 2.0 * jnp.tanh(nn.Dense(self.num_actions)(x)), {}
-
-    class Critic(DeterministicMixin, Model):
-        def __init__(self, observation_space=None, action_space=None, device=None, **kwargs):
-            Model.__init__(self, observation_space=observation_space, action_space=action_space, device=device,
-                           **kwargs)
-            DeterministicMixin.__init__(self, clip_actions=False)
-
-        @nn.compact
-        def __call__(self, inputs, role):
-            x = jnp.concatenate([inputs["observations"], inputs["taken_actions"]], axis=-1)
-            x = nn.relu(nn.Dense(h1)(x))
-            x = nn.relu(nn.Dense(h2)(x))
-            return nn.Dense(1)(x), {}
-
-    config.jax.key = seed
-    np.random.seed(seed)
-    env = wrap_env(gymnasium.make("Pendulum-v1"), wrapper="gymnasium")
-    t0 = time.perf_counter()
-    with jax.default_device(cpu):
-        models = {}
-        for role, cls in (("policy", Policy), ("target_policy", Policy), ("critic", Critic),
-                          ("target_critic", Critic)):
-            models[role] = cls(env.observation_space, env.action_space, cpu)
-            models[role].init_state_dict(role=role)
-        cfg = DDPG_CFG(
-            batch_size=BATCH, discount_factor=0.99, polyak=0.005, learning_rate=1e-3, random_timesteps=RANDOM_STEPS,
-            learning_starts=RANDOM_STEPS, exploration_noise=OrnsteinUhlenbeckNoise,
-            exploration_noise_kwargs=dict(theta=0.15, sigma=0.1, base_scale=1.0, device=cpu),
-            experiment={"directory": "/tmp/ddpgx-skrl-e2e", "write_interval": 0, "checkpoint_interval": 0,
-                        "wandb": False},
-        )
-        agent = DDPG(models=models, memory=RandomMemory(memory_size=MEMORY, num_envs=1, device=cpu),
-                     observation_space=env.observation_space, action_space=env.action_space, device=cpu, cfg=cfg)
-        trainer = SequentialTrainer(env=env, agents=agent, cfg={"timesteps": timesteps, "headless": True,
-                                                                "disable_progressbar": True,
-                                                                "close_environment_at_exit": False})
-        t1 = time.perf_counter()
-        trainer.train()
-        t2 = time.perf_counter()
-        returns = []
-        eval_env = gymnasium.make("Pendulum-v1")
-        for episode in range(EVAL_EPISODES):
-            obs, _ = eval_env.reset(seed=10_000 + episode)
-            total, done = 0.0, False
-            while not done:
-                actions, _ = agent.policy.act({"observations": jnp.asarray(obs[None])}, role="policy")
-                obs, reward, terminated, truncated, _ = eval_env.step(np.asarray(actions)[0])
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-        t3 = time.perf_counter()
-    env.close()
-    return dict(compile_s=t1 - t0, run_s=t2 - t1, runs=[t2 - t1], eval_s=t3 - t2, returns=np.asarray(returns),
-                steps_per_s=timesteps / (t2 - t1))
+    r = run_skrl("jax", seed, timesteps, EVAL_EPISODES)
+    return dict(compile_s=r["setup_seconds"], run_s=r["train_seconds"], runs=[r["train_seconds"]],
+                eval_s=r["eval_seconds"], returns=np.asarray(r["eval_returns"]),
+                steps_per_s=timesteps / r["train_seconds"])
 
 
 # --------------------------------------------------------------------------- #
