@@ -325,7 +325,7 @@ class DDPG:
         else:
             core.check_numeric(observations, "observations")
             ts = self.train_state
-            num_envs = spaces.flatten_with_batch_shape(ts.spec.observation, observations, "observations")[1]
+            num_envs = spaces.batch_shape(ts.spec.observation, observations, "observations")
             if len(num_envs) == 1 and ts.noise_state.shape[0] != num_envs[0]:
                 ts = ts.replace(noise_state=noise_lib.init_state(num_envs[0], ts.spec.action.size))
                 self._episode_starts = np.ones(num_envs[0], bool)
@@ -372,7 +372,7 @@ class DDPG:
         if spec.state is not None:
             inputs += [("states", states, spec.state), ("next_states", next_states, spec.state)]
         for name, value, layout in inputs:
-            lead = spaces.flatten_with_batch_shape(layout, value, name)[1]
+            lead = spaces.batch_shape(layout, value, name)
             if lead != (n,):
                 raise ValueError(f"{name} has batch shape {lead}, expected ({n},): one row per environment (as many "
                                  "as rewards)")
