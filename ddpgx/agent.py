@@ -465,7 +465,7 @@ class DDPG:
         agent has a memory. Raises ``ValueError`` if the checkpoint does not match this agent."""
         self._flush()
         target = self._checkpoint_items(include_memory=self.memory is not None)
-        saved = set(checkpoints.metadata(path if os.path.isdir(path) else f"{path}.old").get("items", ()))
+        saved = set(checkpoints.metadata(path).get("items", ()))
         target = {name: item for name, item in target.items() if name in saved or name == "train_state"}
         items, metadata = checkpoints.load(path, target)
         with jax.default_device(self.device):
