@@ -1,9 +1,9 @@
 """Crash drill: kill ``ddpgx train`` with SIGKILL at random moments, resume, repeat; count what survives.
 
-Each round starts (or resumes) the main job with a checkpoint every 20 timesteps, waits a random time, kills it with
-SIGKILL, then checks that the newest complete checkpoint verifies (manifest sizes and SHA-256) and that its timestep
-never goes backwards; it also counts the kills that landed while a checkpoint was being written (a ``.partial-*``
-directory left behind). A final resume runs to the end.
+Each round starts (or resumes) the main job with a checkpoint every 20 timesteps, waits for its first new checkpoint
+and then a random 0 to 1.5 s, kills it with SIGKILL, then checks that the newest complete checkpoint verifies (manifest
+sizes and SHA-256) and that its timestep never goes backwards; it also counts the kills that landed while a
+checkpoint was being written (a ``.partial-*`` directory left behind). A final resume runs to the end.
 
     python benchmarks/crash_resume.py --kills 20
 """
@@ -47,7 +47,15 @@ def main() -> None:
     for round_ in range(args.kills):
         process = train(run_dir, args.timesteps, resume=round_ > 0 and checkpoints.latest(folder) is not None)
         resumes += round_ > 0
-        time.sleep(float(rng.uniform(6.0, 14.0)))  # start-up takes a few seconds; then checkpoints every 20 steps
+        # Wait for this run's first new checkpoint (start-up takes seconds), then kill at a random moment within
+        # the next 1.5 s: checkpoints come every 20 steps, so a share of the kills land inside a write.
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            newest = checkpoints.latest(folder)
+            if newest is not None and int(os.path.basename(newest).split("_")[1]) > last:
+                break
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.0, 1.5)))
         process.send_signal(signal.SIGKILL)
         process.wait()
         kills += 1

@@ -110,9 +110,7 @@ def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     set_seed(seed)
     env = wrap_env(gymnasium.make("Pendulum-v1"))
     memory = RandomMemory(memory_size=15_000, num_envs=env.num_envs, replacement=False)
-    example = skrl_example_cfg()  # the shared settings; only the noise class is the torch one
-    cfg = DDPG_CFG(**{name: getattr(example, name) for name in example.__dataclass_fields__})
-    cfg.exploration_noise = OrnsteinUhlenbeckNoise
+    cfg = skrl_example_cfg(DDPG_CFG(), OrnsteinUhlenbeckNoise)  # the same settings as the other rows
     cfg.experiment.write_interval = 0
     cfg.experiment.checkpoint_interval = 0
     low, high = env.action_space.low, env.action_space.high
@@ -133,18 +131,11 @@ def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
 def _skrl_cfg(backend: str):
     import importlib
 
+    from ddpgx.runner import skrl_example_cfg
+
     ddpg = importlib.import_module(f"skrl.agents.{backend}.ddpg")
     noises = importlib.import_module(f"skrl.resources.noises.{backend}")
-    cfg = ddpg.DDPG_CFG()
-    cfg.exploration_noise = noises.OrnsteinUhlenbeckNoise
-    cfg.exploration_noise_kwargs = {"theta": 0.15, "sigma": 0.1, "base_scale": 1.0}
-    cfg.gradient_steps = 1
-    cfg.batch_size = 100
-    cfg.discount_factor = 0.99
-    cfg.polyak = 0.005
-    cfg.learning_rate = 1e-3
-    cfg.random_timesteps = 100
-    cfg.learning_starts = 100
+    cfg = skrl_example_cfg(ddpg.DDPG_CFG(), noises.OrnsteinUhlenbeckNoise)  # the same settings as ddpgx's row
     cfg.experiment.write_interval = 0
     cfg.experiment.checkpoint_interval = 0
     cfg.experiment.directory = os.path.join("/tmp", "ddpgx-e2e-skrl")
@@ -163,6 +154,7 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
 
         config.jax.backend = "numpy"  # as skrl's example
     set_seed(seed)
+    setup_start = time.perf_counter()
     wrap_env = importlib.import_module(f"skrl.envs.wrappers.{backend}").wrap_env
     memory_cls = importlib.import_module(f"skrl.memories.{backend}").RandomMemory
     trainer_cls = importlib.import_module(f"skrl.trainers.{backend}").SequentialTrainer
@@ -183,6 +175,7 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
+    setup = start - setup_start
     if backend == "jax":
         import jax.numpy as jnp
 
@@ -195,7 +188,10 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
             with torch.no_grad():
                 return agent.policy.act({"observations": torch.as_tensor(obs), "states": None},
                                         role="policy")[0].numpy()
-    return {"train_seconds": seconds, "eval_returns": _evaluate(policy, episodes)}
+    eval_start = time.perf_counter()
+    returns = _evaluate(policy, episodes)
+    return {"train_seconds": seconds, "eval_returns": returns, "setup_seconds": setup,
+            "eval_seconds": time.perf_counter() - eval_start}
 
 
 def run_one(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:

@@ -7,7 +7,8 @@ The functional core::
     train_state, metrics = ddpgx.update(train_state, batch)            # or update_from_replay(train_state, buffer)
 
 with a device replay buffer in :mod:`ddpgx.replay`, exploration noise in :mod:`ddpgx.noise`, the running
-standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`.
+standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`. Whole training runs on
+JAX-native (gymnax) environments compile to one program with :func:`ddpgx.make_train` (:mod:`ddpgx.jitted`).
 
 skrl's agent interface over it: :class:`ddpgx.DDPG` with :class:`ddpgx.DDPG_CFG`, and the pieces a skrl script uses
 in :mod:`ddpgx.models`, :mod:`ddpgx.memories`, :mod:`ddpgx.noises`, :mod:`ddpgx.preprocessors`,
@@ -15,7 +16,7 @@ in :mod:`ddpgx.models`, :mod:`ddpgx.memories`, :mod:`ddpgx.noises`, :mod:`ddpgx.
 :mod:`ddpgx.checkpoints`.
 """
 
-from ddpgx import losses, networks, noise, replay, scaler, spaces
+from ddpgx import jitted, losses, networks, noise, replay, scaler, spaces
 from ddpgx.agent import DDPG
 from ddpgx.config import DDPGConfig
 from ddpgx.core import (
@@ -30,6 +31,7 @@ from ddpgx.core import (
     update_from_replay,
 )
 from ddpgx.ddpg_cfg import DDPG_CFG, ExperimentCfg
+from ddpgx.jitted import JittedConfig, make_train, train_gymnax, with_hyperparams
 from ddpgx.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx.types import Transition
 
@@ -43,6 +45,7 @@ __all__ = [
     "ExperimentCfg",
     "GaussianNoise",
     "Hyperparams",
+    "JittedConfig",
     "OrnsteinUhlenbeckNoise",
     "TrainState",
     "Transition",
@@ -50,12 +53,16 @@ __all__ = [
     "add_and_update",
     "add_update_act",
     "init",
+    "jitted",
     "losses",
+    "make_train",
     "networks",
     "noise",
     "replay",
     "scaler",
     "spaces",
+    "train_gymnax",
     "update",
     "update_from_replay",
+    "with_hyperparams",
 ]

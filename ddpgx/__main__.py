@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ddpgx", description="DDPG in JAX")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train on a gymnasium environment, evaluate, log, checkpoint, plot")
-    train.add_argument("--env", default="Pendulum-v1", help="gymnasium environment id (default: Pendulum-v1)")
+    train.add_argument("--env", default="Pendulum-v1",
+                       help="gymnasium environment id (default: Pendulum-v1), or gymnax:<id> (e.g. gymnax:Pendulum-v1) "
+                            "to run the whole training as one compiled program")
     train.add_argument("--timesteps", type=int, default=15_000, help="timesteps (per environment) to train to")
     train.add_argument("--num-envs", type=int, default=1, help="parallel environments")
     train.add_argument("--seed", type=int, default=0)
@@ -64,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
                 eval_episodes=args.eval_episodes)
             print(f"ddpgx: training DDPG on {settings.env_id} for {settings.timesteps} timesteps x "
                   f"{settings.num_envs} env(s), seed {settings.seed}", flush=True)
-            result = runner.train(settings, resume=args.resume, progress=False if args.no_progress else None,
-                                  log=lambda line: print(line, flush=True))
+            if settings.env_id.startswith("gymnax:"):
+                if args.resume:
+                    raise ValueError("--resume is not supported for gymnax environments (one compiled program)")
+                result = runner.train_jitted(settings, progress=not args.no_progress)
+            else:
+                result = runner.train(settings, resume=args.resume, progress=False if args.no_progress else None,
+                                      log=lambda line: print(line, flush=True))
             print(f"trained in {result['train_seconds']:.1f} s ({result['env_steps_per_second']:.0f} env steps/s); "
                   f"{len(result['episode_returns'])} episodes, last 10 returned "
                   f"{np.mean(result['episode_returns'][-10:]) if result['episode_returns'] else float('nan'):.1f}")

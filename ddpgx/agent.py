@@ -325,7 +325,7 @@ class DDPG:
         else:
             core.check_numeric(observations, "observations")
             ts = self.train_state
-            num_envs = spaces.flatten_with_batch_shape(ts.spec.observation, observations, "observations")[1]
+            num_envs = spaces.batch_shape(ts.spec.observation, observations, "observations")
             if len(num_envs) == 1 and ts.noise_state.shape[0] != num_envs[0]:
                 ts = ts.replace(noise_state=noise_lib.init_state(num_envs[0], ts.spec.action.size))
                 self._episode_starts = np.ones(num_envs[0], bool)
@@ -372,7 +372,7 @@ class DDPG:
         if spec.state is not None:
             inputs += [("states", states, spec.state), ("next_states", next_states, spec.state)]
         for name, value, layout in inputs:
-            lead = spaces.flatten_with_batch_shape(layout, value, name)[1]
+            lead = spaces.batch_shape(layout, value, name)
             if lead != (n,):
                 raise ValueError(f"{name} has batch shape {lead}, expected ({n},): one row per environment (as many "
                                  "as rewards)")
@@ -465,6 +465,8 @@ class DDPG:
         agent has a memory. Raises ``ValueError`` if the checkpoint does not match this agent."""
         self._flush()
         target = self._checkpoint_items(include_memory=self.memory is not None)
+        saved = set(checkpoints.metadata(path).get("items", ()))
+        target = {name: item for name, item in target.items() if name in saved or name == "train_state"}
         items, metadata = checkpoints.load(path, target)
         with jax.default_device(self.device):
             ts = checkpoints.restore_train_state(self.train_state, items["train_state"])
@@ -476,7 +478,8 @@ class DDPG:
                     size=jnp.asarray(saved["size"]))
                 if self.mesh is not None:
                     self.memory.state = sharding.shard_replay(self.memory.state, self.mesh)
-        self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
+        if "agent" in items:
+            self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
         self._prefetch = None
 
     def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:

@@ -148,11 +148,7 @@ def load(directory: str, target: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     Raises:
       ValueError: if the path is not a complete ddpgx checkpoint, or its contents do not match ``target``.
     """
-    directory = os.path.abspath(directory.rstrip("/"))
-    if not os.path.isdir(directory) and os.path.isdir(f"{directory}.old"):
-        directory = f"{directory}.old"  # a save of the same name was interrupted after moving this one aside
-    if not os.path.isdir(directory):
-        raise ValueError(f"checkpoint {directory!r} does not exist (expected a directory written by save)")
+    directory = resolve(directory)
     verify(directory)
     checkpointer = _checkpointer()
     try:
@@ -187,9 +183,20 @@ def load(directory: str, target: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     return items, metadata
 
 
+def resolve(directory: str) -> str:
+    """The absolute path of the checkpoint ``directory`` (or of ``directory.old``, left by a save of the same name
+    that was interrupted after moving it aside). Raises ``ValueError`` if neither exists."""
+    directory = os.path.abspath(str(directory).rstrip("/"))
+    if not os.path.isdir(directory) and os.path.isdir(f"{directory}.old"):
+        return f"{directory}.old"
+    if not os.path.isdir(directory):
+        raise ValueError(f"checkpoint {directory!r} does not exist (expected a directory written by save)")
+    return directory
+
+
 def metadata(directory: str) -> dict[str, Any]:
     """The metadata a checkpoint was saved with (``timestep``, ``items``, ...)."""
-    directory = os.path.abspath(directory)
+    directory = resolve(directory)
     verify(directory)
     checkpointer = _checkpointer()
     try:

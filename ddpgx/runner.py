@@ -11,6 +11,7 @@ the agent), TensorBoard event files, ``checkpoints/agent_<timestep>`` and ``chec
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 from typing import Any
@@ -57,10 +58,11 @@ class RunSettings:
                 raise ValueError(f"{name}={value!r} is invalid: expected an integer or 'auto'")
 
 
-def skrl_example_cfg() -> DDPG_CFG:
-    """skrl's DDPG example configuration for Pendulum-v1."""
-    cfg = DDPG_CFG()
-    cfg.exploration_noise = OrnsteinUhlenbeckNoise
+def skrl_example_cfg(cfg: Any = None, noise: Any = OrnsteinUhlenbeckNoise) -> Any:
+    """skrl's DDPG example configuration for Pendulum-v1, set on ``cfg`` (a new :class:`DDPG_CFG` by default; the
+    benchmarks pass skrl's own ``DDPG_CFG`` and noise class, so both libraries get the same settings)."""
+    cfg = DDPG_CFG() if cfg is None else cfg
+    cfg.exploration_noise = noise
     cfg.exploration_noise_kwargs = {"theta": 0.15, "sigma": 0.1, "base_scale": 1.0}
     cfg.gradient_steps = 1
     cfg.batch_size = 100
@@ -211,6 +213,40 @@ def train(settings: RunSettings, *, resume: str | None = None, progress: bool | 
     return result
 
 
+def train_jitted(settings: RunSettings, *, progress: bool | None = None, log: Any = print) -> dict[str, Any]:
+    """The main job on a gymnax environment (``settings.env_id`` ``"gymnax:<id>"``): the whole run as one compiled
+    program (:func:`ddpgx.jitted.train_gymnax`) with skrl's example settings, then the same outputs as
+    :func:`train`: TensorBoard logs, a checkpoint of the final train state, ``learning_curve.png`` and
+    ``summary.json`` (resuming is not supported on this path)."""
+    from ddpgx import jitted
+
+    name = settings.experiment_name or f"{datetime.datetime.now():%y-%m-%d_%H-%M-%S-%f}_DDPG_jitted"
+    run_dir = os.path.abspath(os.path.join(settings.directory, name))
+    os.makedirs(run_dir, exist_ok=True)
+    ts, summary = jitted.train_gymnax(settings.env_id, timesteps=settings.timesteps, num_envs=settings.num_envs,
+                                      seed=settings.seed, memory_size=settings.memory_size,
+                                      eval_episodes=max(settings.eval_episodes, 1), logdir=run_dir,
+                                      progress=progress is not False)
+    _write_json(os.path.join(run_dir, "run.json"), dataclasses.asdict(settings))
+    checkpoints.save(os.path.join(run_dir, "checkpoints", f"agent_{settings.timesteps}"),
+                     {"train_state": checkpoints.train_state_tree(ts)}, {"timestep": settings.timesteps})
+    metrics = summary["metrics"]
+    ended = metrics["episode_count"] > 0
+    result = {"experiment_dir": run_dir, "train_seconds": summary["train_seconds"],
+              "compile_seconds": summary["compile_seconds"], "env_steps_per_second": summary["env_steps_per_second"],
+              "episode_returns": summary["episode_returns"],
+              "episode_end_timesteps": metrics["timestep"][ended].astype(int).tolist(), "start_timestep": 0}
+    if settings.eval_episodes:
+        returns = [float(r) for r in summary["eval_returns"]]
+        result.update(eval_returns=returns, eval_mean=float(np.mean(returns)), eval_std=float(np.std(returns)))
+    result["learning_curve"] = plot_learning_curve(
+        os.path.join(run_dir, "learning_curve.png"), result["episode_end_timesteps"], result["episode_returns"],
+        title=f"DDPG on {settings.env_id}, one compiled program (seed {settings.seed})",
+        eval_return=result.get("eval_mean"))
+    _write_json(os.path.join(run_dir, "summary.json"), result)
+    return result
+
+
 def jax_process_zero() -> bool:
     import jax
 
@@ -244,6 +280,8 @@ def load_agent(path: str) -> tuple[DDPG, RunSettings, str]:
     """The agent saved in a run directory (newest checkpoint) or a checkpoint, ready to act (no memory)."""
     run_dir, checkpoint = find_checkpoint(path)
     settings = read_settings(run_dir)
+    if settings.env_id.startswith("gymnax:"):  # trained on gymnax: evaluated on gymnasium's environment of that id
+        settings = dataclasses.replace(settings, env_id=settings.env_id.removeprefix("gymnax:"))
     env = make_env(settings.env_id, 1)
     try:
         agent = build_agent(env, dataclasses.replace(settings, directory=os.path.dirname(run_dir),

@@ -163,6 +163,23 @@ def flatten_with_batch_shape(
     return array.reshape(lead + (layout.size,)).astype(jnp.float32), lead
 
 
+def batch_shape(layout: InputLayout, inputs: Any, name: str = "observations") -> tuple[int, ...]:
+    """The batch dimensions of ``inputs``, validated as :func:`flatten` does, from shapes alone (no device work)."""
+    if isinstance(inputs, dict):
+        if layout.keys is None:
+            raise ValueError(f"{name} is a dict but the space is a Box of shape {layout.shapes[0]}")
+        batch = None
+        for path, shape in zip(layout.keys, layout.shapes, strict=True):
+            lead = _lead_shape(np.shape(get_path(inputs, path, name, layout.keys)), shape,
+                               f"{name}[{'/'.join(path)!r}]")
+            if batch is not None and lead != batch:
+                raise ValueError(f"{name} entries disagree on batch shape: {batch} vs {lead} at {'/'.join(path)!r}")
+            batch = lead
+        return batch
+    trailing = layout.shapes[0] if layout.keys is None else (layout.size,)
+    return _lead_shape(np.shape(inputs), trailing, name)
+
+
 def get_path(tree: Any, path: tuple[str, ...], name: str = "observations", keys: Any = None) -> Any:
     """The entry of a nested mapping at ``path``, with an error naming what is missing."""
     for key in path:

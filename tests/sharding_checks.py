@@ -147,6 +147,21 @@ def check_devices(out):
     leaf = agent.train_state.policy_params["params"]["MLP_0"]["Dense_0"]["kernel"]
     results["facade"] = {"step": int(agent.train_state.step), "devices": len(leaf.sharding.device_set),
                          "finite": bool(np.all(np.isfinite(np.asarray(leaf))))}
+    # The fully jitted loop (gymnax) with the mesh inside its one program: 10 updates against one device.
+    from ddpgx import jitted
+
+    env, env_params = jitted.make_env("gymnax:Pendulum-v1")
+    loop_settings = jitted.JittedConfig(timesteps=30, learning_starts=20, memory_size=64, eval_interval=30,
+                                        eval_episodes=0)
+    loop_config = ddpgx.DDPGConfig(batch_size=16, exploration_noise=ddpgx.GaussianNoise(std=0.1))
+    loops = {}
+    for devices in (None, 8):
+        program = jax.jit(jitted.make_train(env, env_params, loop_config, loop_settings, mesh=devices))
+        ts, _ = program(jax.random.key(0))
+        loops[devices] = ts
+    leaf = loops[8].critic_params["params"]["MLP_0"]["Dense_0"]["kernel"]
+    results["jitted_loop"] = {"max_param_diff": max_diff(flat(loops[None]), flat(loops[8])),
+                              "steps": int(loops[8].step), "devices": len(leaf.sharding.device_set)}
     with open(out, "w") as file:
         json.dump(results, file)
 

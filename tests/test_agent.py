@@ -22,6 +22,8 @@ from ddpgx.noises import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx.preprocessors import RunningStandardScaler
 from ddpgx.trainers import SequentialTrainer
 
+import resume_checks  # noqa: E402 -- tests/resume_checks.py: the agent and loop of the resume checks
+
 OBS = gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
 SMALL = (32, 32)
@@ -343,49 +345,29 @@ def test_dict_observations_and_state_space_end_to_end(tmp_path):
 # Save, load, continue: exactly the same parameters as an uninterrupted run.
 
 
-def _pendulum_agent(tmp_path, name):
+def _pendulum_agent():
     env = wrap_env(gymnasium.make("Pendulum-v1"))
-    agent = ddpgx.DDPG(models=small_models(), memory=RandomMemory(memory_size=500),
-                       observation_space=env.observation_space, action_space=env.action_space, seed=7,
-                       cfg={"batch_size": 32, "random_timesteps": 20, "learning_starts": 20,
-                            "exploration_noise": OrnsteinUhlenbeckNoise,
-                            "exploration_noise_kwargs": {"theta": 0.15, "sigma": 0.1},
-                            "observation_preprocessor": RunningStandardScaler,
-                            "experiment": {"directory": str(tmp_path), "experiment_name": name,
-                                           "write_interval": 0, "checkpoint_interval": 0}})
-    return env, agent
-
-
-def _steps(env, agent, obs, start, stop):
-    for t in range(start, stop):
-        actions, _ = agent.act(obs, None, timestep=t, timesteps=stop)
-        nxt, rewards, terminated, truncated, infos = env.step(np.asarray(actions))
-        agent.record_transition(observations=obs, states=None, actions=actions, rewards=rewards,
-                                next_observations=nxt, next_states=None, terminated=terminated,
-                                truncated=truncated, infos=infos, timestep=t, timesteps=stop)
-        agent.post_interaction(timestep=t, timesteps=stop)
-        obs = nxt
-    return obs
+    return env, resume_checks.make_agent(env)
 
 
 def test_save_load_continue_equals_an_uninterrupted_run(tmp_path):
-    env, whole = _pendulum_agent(tmp_path, "whole")
+    env, whole = _pendulum_agent()
     whole.init(trainer_cfg={"timesteps": 300})
     whole.enable_training_mode(True)
     obs, _ = env.reset(seed=3)
-    _steps(env, whole, obs, 0, 300)
+    resume_checks.steps(env, whole, obs, 0, 300, 300)
 
-    env2, first = _pendulum_agent(tmp_path, "first")
+    env2, first = _pendulum_agent()
     first.init(trainer_cfg={"timesteps": 300})
     first.enable_training_mode(True)
     obs, _ = env2.reset(seed=3)
-    obs = _steps(env2, first, obs, 0, 150)
+    obs = resume_checks.steps(env2, first, obs, 0, 150, 300)
     first.save(str(tmp_path / "ckpt"))
-    _, second = _pendulum_agent(tmp_path, "second")  # a fresh agent, different objects, same construction
+    _, second = _pendulum_agent()  # a fresh agent, different objects, same construction
     second.init(trainer_cfg={"timesteps": 300})
     second.enable_training_mode(True)
     second.load(str(tmp_path / "ckpt"))
-    _steps(env2, second, obs, 150, 300)  # the same environment continues
+    resume_checks.steps(env2, second, obs, 150, 300, 300)  # the same environment continues
 
     assert leaves_equal(jax.tree.leaves(ddpgx.checkpoints.train_state_tree(whole.train_state)),
                         jax.tree.leaves(ddpgx.checkpoints.train_state_tree(second.train_state)))

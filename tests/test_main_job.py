@@ -105,3 +105,18 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
         cli.main(["train", "--write-interval", "often"])
     with pytest.raises(ValueError, match="write_interval='often' is invalid"):
         runner.RunSettings(write_interval="often")
+
+
+def test_main_job_on_gymnax_runs_as_one_program_and_evaluates(tmp_path, capsys):
+    pytest.importorskip("gymnax")
+    args = ["train", "--env", "gymnax:Pendulum-v1", "--timesteps", "1000", "--directory", str(tmp_path),
+            "--experiment-name", "jit", "--eval-episodes", "2", "--no-progress"]
+    assert cli.main(args) == 0
+    assert "evaluation return over 2 episodes" in capsys.readouterr().out
+    run = tmp_path / "jit"
+    assert {"run.json", "summary.json", "learning_curve.png", "checkpoints"} <= set(os.listdir(run))
+    assert os.listdir(run / "checkpoints") == ["agent_1000"]
+    assert cli.main(["eval", str(run), "--episodes", "1"]) == 0  # a gymnax-trained policy on gymnasium's Pendulum
+    assert "on Pendulum-v1: mean" in capsys.readouterr().out
+    assert cli.main(args + ["--resume", str(run)]) == 2
+    assert "--resume is not supported for gymnax" in capsys.readouterr().err

@@ -137,7 +137,8 @@ def test_any_observations_passed_to_act_are_accepted_or_named(shape, dtype, fill
     elif dtype is object:
         observations = np.full(shape, None, dtype=object)
     else:
-        observations = np.full(shape, fill).astype(dtype)
+        with np.errstate(invalid="ignore"):  # NaN/inf cast to integers on purpose
+            observations = np.full(shape, fill).astype(dtype)
     actions = clear(lambda: agent.act(observations, None, timestep=0, timesteps=1), "observations")
     if actions is not None:
         assert np.asarray(actions[0]).shape == (shape[0], 1) and np.all(np.isfinite(np.asarray(actions[0])))

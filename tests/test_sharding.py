@@ -71,6 +71,11 @@ def test_replay_and_facade_on_a_mesh(eight_devices):
     assert eight_devices["facade"] == {"step": 40, "devices": 8, "finite": True}
 
 
+def test_jitted_loop_on_a_mesh_matches_one_device(eight_devices):
+    r = eight_devices["jitted_loop"]
+    assert r["steps"] == 10 and r["devices"] == 8 and r["max_param_diff"] <= 1e-5
+
+
 def test_two_processes_match_one(tmp_path):
     run(["-m", "ddpgx.launch", "--nproc", "2", CHECKS, "processes", str(tmp_path / "two.npz")])
     run([CHECKS, "single", str(tmp_path / "one.npz")])
