@@ -146,6 +146,9 @@ def _check_timesteps(timestep: Any, timesteps: Any) -> None:
 
 def _nonfinite_rows(transition: Transition, n: int) -> list[tuple[int, str]]:
     """``(environment, field)`` of every NaN or infinite value in a ``[n, ...]`` transition (first field per env)."""
+    leaves = [np.asarray(x) for x in jax.tree.leaves(transition) if np.asarray(x).dtype.kind == "f"]
+    if all(np.isfinite(x).all() for x in leaves):
+        return []  # the common case: one pass, no per-environment bookkeeping
     bad: dict[int, str] = {}
     for name in ("observations", "actions", "rewards", "next_observations", "states", "next_states"):
         for path, leaf in jax.tree_util.tree_leaves_with_path(getattr(transition, name)):

@@ -216,6 +216,8 @@ def _init_network(module: Any, key: jax.Array, *inputs: jax.Array) -> Any:
 
 def check_numeric(tree: Any, name: str) -> None:
     """Raises ``ValueError`` naming ``name`` if a leaf of ``tree`` is not an array of numbers (or booleans)."""
+    if isinstance(tree, np.ndarray) and tree.dtype.kind in "biuf":
+        return  # the common case, checked without walking a tree
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         dtype = getattr(leaf, "dtype", None)
         if dtype is None:
