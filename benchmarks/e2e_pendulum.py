@@ -6,7 +6,9 @@ noise theta 0.15 sigma 0.1, 100 random timesteps, learning from timestep 100, a 
 without replacement), with TensorBoard writing and checkpoints off for every library. Each (library, seed) run is
 its own Python process, started in an interleaved order (the order rotates with the seed), and reports:
 
-* the wall time of ``trainer.train()`` (compilation included; network initialisation and imports are not),
+* the wall time of ``trainer.train()`` (imports and set-up are not: models, memory, agent and trainer, where
+  ``agent.init`` runs; ddpgx's agent compiles its training step there, and skrl's compiles during training; the
+  set-up times, and ddpgx's compile time, are reported separately),
 * environment steps per second,
 * the mean return of 10 evaluation episodes of the deterministic policy (no noise; seeds 10000..10009).
 
@@ -76,6 +78,7 @@ def run_ddpgx(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     from ddpgx.trainers import SequentialTrainer
 
     set_seed(seed)
+    setup_start = time.perf_counter()
     env = wrap_env(gymnasium.make("Pendulum-v1"))
     memory = RandomMemory(memory_size=15_000, num_envs=env.num_envs, replacement=False)
     cfg = skrl_example_cfg()
@@ -91,7 +94,8 @@ def run_ddpgx(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     agent.enable_training_mode(False)
     returns = _evaluate(lambda obs: agent.act(obs, None, timestep=0, timesteps=1)[0], episodes)
-    return {"train_seconds": seconds, "eval_returns": returns}
+    return {"train_seconds": seconds, "eval_returns": returns, "setup_seconds": start - setup_start,
+            "compile_seconds": agent.compile_seconds}
 
 
 def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
@@ -108,6 +112,7 @@ def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     from ddpgx_torch.trainers import SequentialTrainer
 
     set_seed(seed)
+    setup_start = time.perf_counter()
     env = wrap_env(gymnasium.make("Pendulum-v1"))
     memory = RandomMemory(memory_size=15_000, num_envs=env.num_envs, replacement=False)
     cfg = skrl_example_cfg(DDPG_CFG(), OrnsteinUhlenbeckNoise)  # the same settings as the other rows
@@ -125,7 +130,7 @@ def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     agent.enable_training_mode(False)
     with torch.no_grad():
         returns = _evaluate(lambda obs: agent.act(obs, None, timestep=0, timesteps=1)[0].numpy(), episodes)
-    return {"train_seconds": seconds, "eval_returns": returns}
+    return {"train_seconds": seconds, "eval_returns": returns, "setup_seconds": start - setup_start}
 
 
 def _skrl_cfg(backend: str):
@@ -282,6 +287,14 @@ def summarise(results: list[dict[str, Any]], libraries: list[str], seeds: list[i
                          f"{', '.join(f'{x:.2f}' for x in ratios)})")
         worst = min(by[(ours, s)]["eval_mean"] for s in seeds)
         lines.append(f"- {ours}'s worst seed evaluates at {worst:.1f} (bar: >= -200)")
+    for library in libraries:
+        setups = [by[(library, s)].get("setup_seconds") for s in seeds]
+        if all(x is not None for x in setups):
+            compiles = [by[(library, s)].get("compile_seconds") for s in seeds]
+            extra = (f", of which XLA compilation of the step in the agent's init {np.median(compiles):.1f} s"
+                     if all(c is not None for c in compiles) else "")
+            lines.append(f"- {library}: set-up before `trainer.train()` (models, memory, agent, trainer) median "
+                         f"{np.median(setups):.1f} s{extra}")
     threads = sorted({r["torch_threads"] for r in results if r.get("torch_threads")})
     if threads:
         lines.append(f"- torch intra-op threads in the torch runs: {', '.join(map(str, threads))}")

@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -250,8 +251,11 @@ class DDPG:
                     next_states=None if state_space is None else _zeros(state_space),
                 )
                 memory.create(example)
+                self._example = example
                 if self.mesh is not None:
                     memory.state = sharding.shard_replay(memory.state, self.mesh)
+                else:  # committed to the device like the train state (jit specialises on placement)
+                    memory.state = jax.device_put(memory.state, self.device)
 
         self._episode_starts = np.ones(num_envs, bool)
         self._pending: Transition | None = None
@@ -263,6 +267,7 @@ class DDPG:
         self.write_interval: int = 0
         self.checkpoint_interval: int = 0
         self.checkpoint_include_memory = True  # checkpoints hold the replay buffer (for an exact resume)
+        self.compile_seconds = 0.0  # XLA compilation of the training step, done in init()
         self.experiment_dir = make_experiment_dir(self.cfg.experiment, type(self).__name__)
         self.checkpoint_best = {"timestep": 0, "reward": -math.inf, "saved": True, "items": None}
         self._wandb = None
@@ -316,6 +321,8 @@ class DDPG:
             kwargs.setdefault("name", os.path.basename(self.experiment_dir))
             kwargs.setdefault("config", {"agent": repr(self.cfg), "trainer": dict(trainer_cfg or {})})
             self._wandb = wandb.init(**kwargs)
+        if self.memory is not None:
+            self._compile_step_functions()
 
     def act(self, observations: Any, states: Any = None, *, timestep: int, timesteps: int) -> tuple[jax.Array, dict]:
         """Actions for ``[num_envs, ...]`` observations: exploring in training mode (uniform for
@@ -481,6 +488,8 @@ class DDPG:
                     size=jnp.asarray(saved["size"]))
                 if self.mesh is not None:
                     self.memory.state = sharding.shard_replay(self.memory.state, self.mesh)
+                else:
+                    self.memory.state = jax.device_put(self.memory.state, self.device)
         if "agent" in items:
             self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
         self._prefetch = None
@@ -518,6 +527,25 @@ class DDPG:
 
     # ----------------------------------------------------------------------------------------------------------------
     # internals
+
+    def _compile_step_functions(self) -> None:
+        """Compiles what a training step runs (act, replay add, the fused add-update-act) by calling each once on
+        copies of the state, so that ``init`` (the agent's set-up, as in skrl) pays for XLA compilation rather than
+        the first training steps. ``compile_seconds`` records the time."""
+        start = time.perf_counter()
+        n = self.memory.num_envs
+        batched = jax.tree.map(lambda x: np.zeros((n,) + np.shape(x), np.asarray(x).dtype), self._example)
+        observations = jax.tree.map(lambda x: np.zeros((n,) + np.shape(x), np.asarray(x).dtype),
+                                    _zeros(self.observation_space))
+        if not isinstance(self.observation_space, gymnasium.spaces.Dict):
+            observations = observations.astype(self.observation_space.dtype)
+        starts = np.ones(n, bool)
+        copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731 -- the calls donate their inputs
+        ts, buffer = copy(self.train_state), copy(self.memory.state)
+        jax.block_until_ready(core.act(ts, observations, timestep=0, timesteps=1, episode_starts=starts))
+        buffer = replay.add(buffer, batched)
+        jax.block_until_ready(core.add_update_act(ts, buffer, batched, observations, 0, 1, starts))
+        self.compile_seconds = time.perf_counter() - start
 
     def _place(self, ts: core.TrainState) -> core.TrainState:
         """On the agent's device, or replicated over its mesh."""
