@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ddpgx import tracking
+from ddpgx.core import check_numeric
 from ddpgx.ddpg_cfg import DDPG_CFG as _SharedCFG
 from ddpgx.ddpg_cfg import ExperimentCfg, experiment_dir, make_cfg, pair, resolve_interval
 from ddpgx.envs import true_next_observations
@@ -90,14 +91,18 @@ def _make_noise(cls: Any, kwargs: dict) -> Any:
 
 
 class _ZeroCritic(nn.Module):
-    """Stands in for the critic of an evaluation-only agent (``models`` holding only a policy)."""
+    """Stands in for the critic of an evaluation-only agent (``models`` holding only a plain-module policy)."""
 
-    def __init__(self, skrl_style: bool):
+    def __init__(self):
         super().__init__()
-        self.skrl_style = skrl_style
+        self.unused = nn.Parameter(torch.zeros(1))  # optimizers refuse a module without parameters
 
     def forward(self, inputs, actions):
         return torch.zeros(actions.shape[0], device=actions.device)
+
+
+class _ZeroSkrlCritic(_ZeroCritic):
+    """The stand-in critic for a skrl-style policy (the core wants policy and critic of the same kind)."""
 
     def act(self, inputs, role=""):
         return torch.zeros(inputs["taken_actions"].shape[0], 1, device=inputs["taken_actions"].device), {}
@@ -157,7 +162,7 @@ class DDPG:
         )  # fmt: skip
         policy, critic = models["policy"], models.get("critic")
         if critic is None:
-            critic = _ZeroCritic(hasattr(policy, "compute"))
+            critic = _ZeroSkrlCritic() if hasattr(policy, "compute") else _ZeroCritic()
             if hasattr(policy, "compute"):
                 critic.compute = critic.act
         num_envs = memory.num_envs if memory is not None else 1
@@ -223,6 +228,8 @@ class DDPG:
             ) -> tuple[torch.Tensor, dict[str, Any]]:
         """Actions for the environments' observations: the policy plus exploration noise in training mode (uniform
         random actions before ``random_timesteps``), clipped to the action bounds."""
+        if not isinstance(observations, torch.Tensor):
+            check_numeric(observations, "observations")
         ts = self.train_state
         n = _batch_size(observations)
         if ts.noise_state.shape[0] != n:  # the number of environments is known from the first observations

@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-if sys.argv[1] == "devices":
+if len(sys.argv) > 1 and sys.argv[1] == "devices":  # (pytest imports this module for doctests)
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 
 import gymnasium  # noqa: E402

@@ -184,3 +184,70 @@ def test_zz_tally():
     assert TALLY["internal"] == 0
     print(f"\nbad-input properties: {TALLY['tried']} inputs tried, {TALLY['rejected']} rejected with a clear "
           f"error, {TALLY['internal']} internal tracebacks")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The same properties for the PyTorch agent.
+
+torch = pytest.importorskip("torch")
+
+
+def torch_agent(**kwargs):
+    import ddpgx_torch
+    from ddpgx_torch import networks as torch_networks
+
+    observation_space = kwargs.pop("observation_space", OBS)
+    action_space = kwargs.pop("action_space", ACT)
+    models = kwargs.pop("models", None)
+    if models is None:
+        models = {"policy": torch_networks.DeterministicPolicy(3, ACT.low, ACT.high, (1,), hidden_sizes=(8, 8))}
+    return ddpgx_torch.DDPG(models=models, observation_space=observation_space, action_space=action_space, **kwargs)
+
+
+TORCH_CFG_FIELDS = [f.name for f in dataclasses.fields(__import__("ddpgx_torch").DDPG_CFG) if f.name != "experiment"]
+
+
+@SETTINGS
+@given(field=st.sampled_from(TORCH_CFG_FIELDS), value=WEIRD)
+def test_torch_any_cfg_value_is_accepted_or_named(field, value):
+    clear(lambda: torch_agent(cfg={field: value, "experiment": {"write_interval": 0, "checkpoint_interval": 0}}),
+          field)
+
+
+@SETTINGS
+@given(observation_space=spaces(), action_space=spaces())
+def test_torch_any_spaces_are_accepted_or_named(observation_space, action_space):
+    from ddpgx_torch import networks as torch_networks
+
+    def build():
+        from ddpgx import spaces as spaces_lib
+
+        size = spaces_lib.input_layout(observation_space, "observation_space").size
+        layout = spaces_lib.action_layout(action_space)
+        policy = torch_networks.DeterministicPolicy(size, np.asarray(layout.low), np.asarray(layout.high),
+                                                    layout.shape, hidden_sizes=(8,))
+        return torch_agent(observation_space=observation_space, action_space=action_space, models={"policy": policy})
+
+    clear(build, "observation_space", "action_space", "DDPG needs a bounded Box")
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
+       dtype=st.sampled_from([np.float32, np.float64, np.int64, np.bool_, np.complex64, object, str]),
+       fill=st.sampled_from([0.0, np.nan, np.inf, 1e30]))
+def test_torch_any_observations_passed_to_act_are_accepted_or_named(shape, dtype, fill):
+    agent = torch_agent()
+    if dtype is str:
+        observations = np.full(shape, "a")
+    elif dtype is object:
+        observations = np.full(shape, None, dtype=object)
+    else:
+        with np.errstate(invalid="ignore"):
+            observations = np.full(shape, fill).astype(dtype)
+    clear(lambda: agent.act(observations, None, timestep=0, timesteps=1), "observations")
+
+
+def test_zzz_torch_tally():
+    assert TALLY["internal"] == 0
+    print(f"\nbad-input properties (both agents): {TALLY['tried']} inputs tried, {TALLY['rejected']} rejected with a "
+          f"clear error, {TALLY['internal']} internal tracebacks")
