@@ -260,7 +260,6 @@ class DDPG:
         self._episode_starts = np.ones(num_envs, bool)
         self._pending: Transition | None = None
         self._prefetch: tuple | None = None  # (observations object, timestep, actions, key, noise_state, info)
-        self._metrics_seen = False
         self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")
         self.tracker = tracking.Tracker()
         self.tracking_data = self.tracker.data  # skrl's attribute name
@@ -558,7 +557,6 @@ class DDPG:
             self._pending = None
 
     def _track_update(self, metrics: dict) -> None:
-        self._metrics_seen = True
         if self.write_interval > 0:
             self.tracker.track_metrics({k: v for k, v in metrics.items()
                                         if k in tracking.METRIC_TAGS and not k.endswith("grad_norm")})
