@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
+from ddpgx.config import _nonnegative_int, _positive_int, _real_in  # one set of validators, both backends
 from ddpgx_torch import noise as noise_lib
 
 MIXED_PRECISION = (False, True, "bf16", "fp16")
@@ -114,20 +114,3 @@ class DDPGConfig:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
 
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
-
-
-def _nonnegative_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 0")
-
-
-def _real_in(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bounds = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name}={value!r} is invalid: expected a finite number in {bounds}")
