@@ -126,22 +126,28 @@ def test_any_spaces_are_accepted_or_named(observation_space, action_space):
         assert np.asarray(actions).shape == (1,) + action_space.shape
 
 
-@SETTINGS
-@given(shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
-       dtype=st.sampled_from([np.float32, np.float64, np.int64, np.bool_, np.complex64, object, str]),
-       fill=st.sampled_from([0.0, np.nan, np.inf, 1e30]))
-def test_any_observations_passed_to_act_are_accepted_or_named(shape, dtype, fill):
-    agent = small_agent()
+@st.composite
+def observation_arrays(draw):
+    """Arrays of random shapes, dtypes (non-numeric ones included) and values (NaN, inf, huge)."""
+    shape = draw(st.lists(st.integers(0, 4), min_size=0, max_size=3))
+    dtype = draw(st.sampled_from([np.float32, np.float64, np.int64, np.bool_, np.complex64, object, str]))
+    fill = draw(st.sampled_from([0.0, np.nan, np.inf, 1e30]))
     if dtype is str:
-        observations = np.full(shape, "a")
-    elif dtype is object:
-        observations = np.full(shape, None, dtype=object)
-    else:
-        with np.errstate(invalid="ignore"):  # NaN/inf cast to integers on purpose
-            observations = np.full(shape, fill).astype(dtype)
+        return np.full(shape, "a")
+    if dtype is object:
+        return np.full(shape, None, dtype=object)
+    with np.errstate(invalid="ignore"):  # NaN/inf cast to integers on purpose
+        return np.full(shape, fill).astype(dtype)
+
+
+@SETTINGS
+@given(observations=observation_arrays())
+def test_any_observations_passed_to_act_are_accepted_or_named(observations):
+    agent = small_agent()
     actions = clear(lambda: agent.act(observations, None, timestep=0, timesteps=1), "observations")
     if actions is not None:
-        assert np.asarray(actions[0]).shape == (shape[0], 1) and np.all(np.isfinite(np.asarray(actions[0])))
+        assert np.asarray(actions[0]).shape == (observations.shape[0], 1)
+        assert np.all(np.isfinite(np.asarray(actions[0])))
 
 
 @SETTINGS
@@ -232,18 +238,9 @@ def test_torch_any_spaces_are_accepted_or_named(observation_space, action_space)
 
 
 @SETTINGS
-@given(shape=st.lists(st.integers(0, 4), min_size=0, max_size=3),
-       dtype=st.sampled_from([np.float32, np.float64, np.int64, np.bool_, np.complex64, object, str]),
-       fill=st.sampled_from([0.0, np.nan, np.inf, 1e30]))
-def test_torch_any_observations_passed_to_act_are_accepted_or_named(shape, dtype, fill):
+@given(observations=observation_arrays())
+def test_torch_any_observations_passed_to_act_are_accepted_or_named(observations):
     agent = torch_agent()
-    if dtype is str:
-        observations = np.full(shape, "a")
-    elif dtype is object:
-        observations = np.full(shape, None, dtype=object)
-    else:
-        with np.errstate(invalid="ignore"):
-            observations = np.full(shape, fill).astype(dtype)
     clear(lambda: agent.act(observations, None, timestep=0, timesteps=1), "observations")
 
 
