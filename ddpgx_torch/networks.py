@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ddpgx_torch.linear import Linear
 from ddpgx_torch.models import DeterministicMixin, Model
 
 
@@ -30,7 +31,7 @@ class MLP(nn.Module):
     def __init__(self, input_size: int, hidden_sizes: Sequence[int], output_size: int):
         super().__init__()
         sizes = [int(input_size), *(int(h) for h in hidden_sizes), int(output_size)]
-        self.layers = nn.ModuleList(nn.Linear(n, m) for n, m in zip(sizes[:-1], sizes[1:], strict=True))
+        self.layers = nn.ModuleList(Linear(n, m) for n, m in zip(sizes[:-1], sizes[1:], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.layers) - 1

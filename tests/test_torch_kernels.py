@@ -1,0 +1,172 @@
+"""ddpgx_torch's fast paths against torch's own kernels: the oneDNN ``Linear`` against ``nn.Linear`` (values and
+gradients), and the direct fused-Adam step against ``torch.optim.Adam.step`` (bit for bit, state dict included)."""
+
+from __future__ import annotations
+
+import copy
+
+import gymnasium
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import ddpgx_torch  # noqa: E402
+from ddpgx_torch import core, linear, networks  # noqa: E402
+
+needs_onednn = pytest.mark.skipif(not linear.available(), reason="this torch build has no oneDNN linear")
+
+
+def _pair(in_features, out_features, seed=0):
+    torch.manual_seed(seed)
+    reference = torch.nn.Linear(in_features, out_features)
+    ours = linear.Linear(in_features, out_features)
+    ours.load_state_dict(reference.state_dict())
+    return reference, ours
+
+
+def _calls(monkeypatch) -> list:
+    """Counts the oneDNN calls (so a test can tell the fast path ran)."""
+    calls = []
+    op = linear._linear_op()
+
+    def counted(*args):
+        calls.append(tuple(a.shape for a in args[:2]))
+        return op(*args)
+
+    monkeypatch.setattr(linear, "_linear_op", lambda: counted)
+    return calls
+
+
+@needs_onednn
+@pytest.mark.parametrize("rows", [16, 100, 257])
+def test_onednn_linear_matches_nn_linear_values_and_gradients(rows, monkeypatch):
+    reference, ours = _pair(400, 300)
+    x = torch.randn(rows, 400, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    calls = _calls(monkeypatch)
+    y_ref, y = reference(x), ours(x2)
+    assert calls, "the oneDNN path did not run"
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(rows, 300, generator=torch.Generator().manual_seed(2))
+    g_ref = torch.autograd.grad((y_ref * weights).sum(), [x, reference.weight, reference.bias])
+    g = torch.autograd.grad((y * weights).sum(), [x2, ours.weight, ours.bias])
+    assert len(calls) == 3  # forward, input gradient, weight gradient
+    for a, b in zip(g, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
+
+
+@needs_onednn
+def test_onednn_linear_handles_leading_dimensions_and_skips_unneeded_gradients(monkeypatch):
+    reference, ours = _pair(400, 300)
+    x = torch.randn(4, 8, 400)
+    calls = _calls(monkeypatch)
+    torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+    assert calls == [((32, 400), (300, 400))]
+    ours.requires_grad_(False)
+    x.requires_grad_(True)
+    del calls[:]
+    (grad_x,) = torch.autograd.grad(ours(x).sum(), [x])
+    assert len(calls) == 2  # forward and input gradient; no weight gradient for a frozen layer
+    torch.testing.assert_close(grad_x, reference.weight.sum(0).expand(4, 8, 400), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration")  # torch.backends.mkldnn.flags on a CPU-only build
+def test_linear_falls_back_to_torch_where_onednn_does_not_apply(monkeypatch):
+    calls = _calls(monkeypatch) if linear.available() else []
+    reference, ours = _pair(400, 300)
+    x = torch.randn(32, 400)
+    cases = {
+        "too few rows": x[:3],
+        "float64": x.double(),
+    }
+    for name, inputs in cases.items():
+        ref = reference.double() if inputs.dtype == torch.float64 else reference.float()
+        mine = ours.double() if inputs.dtype == torch.float64 else ours.float()
+        torch.testing.assert_close(mine(inputs), ref(inputs), msg=name)
+    ours.float()
+    small_ref, small = _pair(4, 400)  # a small weight
+    torch.testing.assert_close(small(x[:, :4]), small_ref(x[:, :4]))
+    with torch.backends.mkldnn.flags(enabled=False):  # torch's own switch
+        ours(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: torch's bf16 kernels
+        assert ours(x).dtype == torch.bfloat16
+    assert calls == []
+    ours(x)  # and the path is taken again afterwards
+    assert len(calls) == (1 if linear.available() else 0)
+
+
+@needs_onednn
+def test_default_networks_use_onednn_and_the_policy_step_skips_the_critics_weight_gradients(monkeypatch):
+    obs = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    act = gymnasium.spaces.Box(-2.0, 2.0, (1,))
+    ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=32), obs, act)
+    assert all(isinstance(m, linear.Linear) for m in ts.critic.modules() if isinstance(m, torch.nn.Linear))
+    calls = _calls(monkeypatch)
+    g = torch.Generator().manual_seed(0)
+    batch = ddpgx_torch.Transition(
+        observations=torch.randn(32, 3, generator=g), actions=torch.rand(32, 1, generator=g) * 4 - 2,
+        rewards=torch.randn(32, generator=g), next_observations=torch.randn(32, 3, generator=g),
+        terminated=torch.zeros(32))
+    ddpgx_torch.update(ts, batch)
+    # 400x300 products: forward of target policy, target critic, critic, policy, critic on mu(s) (5); backward of
+    # the critic step (input and weight gradient: 2) and of the policy step (critic input gradient, policy input
+    # and weight gradients: 3). The critic's weight gradient in the policy step is not computed.
+    assert len(calls) == 10
+    assert all(p.requires_grad for p in ts.critic.parameters())  # unfrozen again
+
+
+def test_direct_fused_adam_step_equals_adam_step_bit_for_bit():
+    obs = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    act = gymnasium.spaces.Box(-2.0, 2.0, (1,))
+    ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=16), obs, act,
+                          policy=networks.DeterministicPolicy(3, [-2.0], [2.0], (1,), (32, 16)),
+                          critic=networks.QFunction(3, 1, (32, 16)))
+    reference = copy.deepcopy(ts)
+    params = core._params(ts, "critic")
+    ref_params = core._params(reference, "critic")
+    rng = np.random.default_rng(0)
+    used = []
+    for step in range(4):
+        grads = [torch.as_tensor(rng.normal(size=p.shape), dtype=torch.float32) for p in params]
+        for p, g in zip(ref_params, grads, strict=True):
+            p.grad = g.clone()
+        reference.critic_optimizer.step()
+        used.append(core._fused_adam_step(ts, ts.critic_optimizer, params, [g.clone() for g in grads]))
+        if not used[-1]:
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            ts.critic_optimizer.step()
+        if step == 2:  # a changed learning rate is honoured
+            for o in (ts.critic_optimizer, reference.critic_optimizer):
+                o.param_groups[0]["lr"] = 3e-4
+    assert used == [False, True, True, True]  # the first step creates Adam's state
+    for a, b in zip(params, ref_params, strict=True):
+        assert torch.equal(a, b)
+    sd, ref_sd = ts.critic_optimizer.state_dict(), reference.critic_optimizer.state_dict()
+    for i, state in sd["state"].items():
+        for name, value in state.items():
+            assert torch.equal(value, ref_sd["state"][i][name]), name
+
+
+def test_direct_fused_adam_step_steps_aside_for_hooks_and_other_optimizers():
+    torch.manual_seed(0)
+    net = networks.MLP(3, (8,), 1)
+    params = list(net.parameters())
+    grads = [torch.ones_like(p) for p in params]
+    ts = type("TS", (), {"param_cache": {}})()
+    sgd = torch.optim.SGD(params, lr=0.1)
+    assert not core._fused_adam_step(ts, sgd, params, grads)
+    adam = core.adam(params, 1e-3, torch.device("cpu"))
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    adam.step()
+    assert core._fused_adam_step(ts, adam, params, grads)
+    handle = adam.register_step_post_hook(lambda *args: None)
+    assert not core._fused_adam_step(ts, adam, params, grads)
+    handle.remove()
+    assert not core._fused_adam_step(ts, adam, params, grads[:-1])  # a parameter without a gradient
+    adam.load_state_dict(adam.state_dict())  # new state tensors: the cached lists are rebuilt
+    before = adam.state[params[0]]["exp_avg"].clone()
+    assert core._fused_adam_step(ts, adam, params, grads)
+    assert not torch.equal(adam.state[params[0]]["exp_avg"], before)
