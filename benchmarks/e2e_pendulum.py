@@ -32,7 +32,7 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -147,7 +147,9 @@ def _skrl_cfg(backend: str):
     return ddpg.DDPG, cfg
 
 
-def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+def run_skrl(backend: str, seed: int, timesteps: int, episodes: int,
+             random_timesteps: Optional[int] = None) -> dict[str, Any]:
+    """skrl's example; ``random_timesteps`` (if given) replaces its 100 random steps and its learning start."""
     import importlib
 
     import gymnasium
@@ -172,6 +174,8 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int) -> dict[str
     memory = memory_cls(memory_size=15_000, num_envs=env.num_envs, device=device, replacement=False)
     agent_cls, cfg = _skrl_cfg(backend)
     cfg.exploration_noise_kwargs["device"] = device
+    if random_timesteps is not None:
+        cfg.random_timesteps = cfg.learning_starts = random_timesteps
     with quiet_skrl():
         agent = agent_cls(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
                           state_space=env.state_space, action_space=env.action_space, device=device)
