@@ -61,10 +61,11 @@ MIN_ROWS = 16
 
 
 def _applies(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (weight.numel() >= MIN_WEIGHT_SIZE and x.numel() >= MIN_ROWS * x.shape[-1]
-            and x.dtype == torch.float32 and weight.dtype == torch.float32 and x.device.type == "cpu"
-            and weight.device.type == "cpu" and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled("cpu") and _linear_op() is not None)
+    # the cheapest tests first: this runs on every forward of every layer
+    return (weight.numel() >= MIN_WEIGHT_SIZE and x.numel() >= MIN_ROWS * x.shape[-1] and x.dtype == torch.float32
+            and weight.dtype == torch.float32 and x.device.type == "cpu"
+            and weight.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+            and torch._C._get_mkldnn_enabled() and _linear_op() is not None)
 
 
 class _OneDNNLinear(torch.autograd.Function):

@@ -124,9 +124,14 @@ def test_two_gloo_processes_equal_one_process_with_the_global_batch():
     got = torch.load(out, weights_only=False)
     config = ddpgx_torch.DDPGConfig(batch_size=64, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
     ts = ddpgx_torch.init(100, config, OBS, ACT)  # rank 0's seed
-    for step in range(3):
-        ts, metrics = ddpgx_torch.update(ts, fixed_batch(64, seed=step)._replace(
-            terminated=torch.arange(64) % 3 == 0))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: the same kernels' summation order
+    try:
+        for step in range(3):
+            ts, metrics = ddpgx_torch.update(ts, fixed_batch(64, seed=step)._replace(
+                terminated=torch.arange(64) % 3 == 0))
+    finally:
+        torch.set_num_threads(threads)
     for name in ("policy", "critic", "target_critic"):
         for key, value in getattr(ts, name).state_dict().items():
             torch.testing.assert_close(got[name][key], value, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
