@@ -33,8 +33,9 @@ from ddpgx.ddpg_cfg import DDPG_CFG as _SharedCFG
 from ddpgx.ddpg_cfg import ExperimentCfg, experiment_dir, make_cfg, pair, resolve_interval
 from ddpgx.envs import true_next_observations
 from ddpgx_torch import config as config_lib
-from ddpgx_torch import core, noise, preprocessors, scaler
+from ddpgx_torch import core, noise, preprocessors, replay, scaler
 from ddpgx_torch.memories import RandomMemory
+from ddpgx_torch.types import Transition
 
 __all__ = ["DDPG", "DDPG_CFG", "DDPG_RNN", "ExperimentCfg"]
 
@@ -339,7 +340,7 @@ class DDPG:
             reward = self.tracker.mean("Reward / Total reward (mean)", -(2**31))
             if reward > self.checkpoint_best_modules["reward"]:
                 self.checkpoint_best_modules.update(timestep=timestep, reward=reward, saved=False,
-                                                    modules=copy.deepcopy(self._checkpoint()))
+                                                    modules=copy.deepcopy(self._checkpoint(include_memory=False)))
             self.write_checkpoint(timestep=timestep, timesteps=timesteps)
         if timestep > 1 and self.write_interval > 0 and not timestep % self.write_interval:
             self.write_tracking_data(timestep=timestep, timesteps=timesteps)
@@ -381,8 +382,9 @@ class DDPG:
         self.tracker.write(timestep)
 
     # ---------------------------------------------------------------------------------------------------------------
-    def _checkpoint(self) -> dict[str, Any]:
-        """Everything needed to resume, under skrl's module names where skrl has one."""
+    def _checkpoint(self, include_memory: bool = True) -> dict[str, Any]:
+        """Everything needed to resume, under skrl's module names where skrl has one; with ``include_memory`` the
+        replay memory's contents too (skrl's checkpoints leave it out)."""
         ts = self.train_state
         modules = {name: getattr(ts, name).state_dict() for name in _MODULE_NAMES}
         modules["policy_optimizer"] = ts.policy_optimizer.state_dict()
@@ -396,22 +398,47 @@ class DDPG:
                 modules[name] = sched.state_dict()
         modules["grad_scaler"] = ts.grad_scaler.state_dict()
         modules["ddpgx_torch"] = {"step": ts.step, "generator": ts.generator.get_state(),
-                                  "noise_state": ts.noise_state, "hyperparams": ts.hyperparams._asdict()}
+                                  "noise_state": ts.noise_state, "hyperparams": ts.hyperparams._asdict(),
+                                  "episode_starts": self._episode_starts}
+        buffer = None if self.memory is None else self.memory.buffer
+        if include_memory and buffer is not None:
+            modules["memory"] = {"data": {k: v for k, v in buffer.data._asdict().items() if v is not None},
+                                 "position": buffer.position, "size": buffer.size}
         return modules
 
-    def save(self, path: str) -> None:
-        torch.save(self._checkpoint(), path)
+    def save(self, path: str, include_memory: bool = True) -> None:
+        """Writes the agent's state to ``path`` (``torch.save``): :meth:`load` resumes from it exactly; without
+        ``include_memory`` the replay memory's contents are left out (as in skrl's checkpoints)."""
+        torch.save(self._checkpoint(include_memory), path)
+
+    def _load_memory(self, saved: dict[str, Any], path: str) -> None:
+        """Refills the memory from a checkpoint's ``"memory"``, after checking that it fits."""
+        if self.memory is None:
+            return
+        data = Transition(**{k: v.to(self.memory.device) if isinstance(v, torch.Tensor)
+                             else tuple(s.to(self.memory.device) for s in v) for k, v in saved["data"].items()})
+        rows, envs = data.observations.shape[:2]
+        if (rows, envs) != (self.memory.memory_size, self.memory.num_envs):
+            raise ValueError(f"{path!r} holds a memory of {rows} steps x {envs} environments, but this agent's "
+                             f"memory is RandomMemory(memory_size={self.memory.memory_size}, "
+                             f"num_envs={self.memory.num_envs}); nothing was loaded into it")
+        self.memory.buffer = replay.ReplayState(data=data, position=int(saved["position"]), size=int(saved["size"]),
+                                                replacement=self.memory.replacement)
 
     def load(self, path: str) -> None:
         """Restores a checkpoint written by :meth:`save`/:meth:`write_checkpoint` (models, optimizers, running
-        statistics, scheduler and scaler states, step and generator), or a skrl checkpoint's models.
+        statistics, scheduler and scaler states, step, generator and, where saved, the replay memory's contents), or
+        a skrl checkpoint's models.
 
         Raises:
-          ValueError: if ``path`` does not hold a checkpoint dict.
+          ValueError: if ``path`` does not hold a checkpoint dict, or holds a memory of another size than this
+            agent's (nothing is loaded then).
         """
         modules = torch.load(path, map_location=self.device, weights_only=False)
         if not isinstance(modules, dict):
             raise ValueError(f"{path!r} does not hold an agent checkpoint (a dict of modules)")
+        if "memory" in modules:  # checked first: a mismatch leaves the agent as it was
+            self._load_memory(modules["memory"], path)
         ts = self.train_state
         for name in _MODULE_NAMES:
             if name in modules:
@@ -434,6 +461,8 @@ class DDPG:
             ts.generator.set_state(extra["generator"])
             ts.noise_state = extra["noise_state"].to(self.device)
             ts.hyperparams = core.Hyperparams(**extra["hyperparams"])
+            starts = extra.get("episode_starts")
+            self._episode_starts = None if starts is None else starts.to(self.device)
         for p in list(ts.target_policy.parameters()) + list(ts.target_critic.parameters()):
             p.requires_grad_(False)
 

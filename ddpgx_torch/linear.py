@@ -109,4 +109,6 @@ class Linear(nn.Linear):
     """``nn.Linear`` whose float32 CPU products run on oneDNN (see the module docstring)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.numel() < MIN_WEIGHT_SIZE:  # a small layer: torch's kernels (the cheapest test first)
+            return functional.linear(x, self.weight, self.bias)
         return linear(x, self.weight, self.bias)

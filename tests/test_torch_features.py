@@ -368,3 +368,38 @@ def test_nonfinite_loss_never_reaches_the_parameters():
     assert float(metrics["skipped_updates"]) == 0.0 and ts.step == 1
     with pytest.raises(ValueError, match="skip_nonfinite_updates=1"):
         ddpgx_torch.DDPGConfig(skip_nonfinite_updates=1)
+
+
+def test_checkpoint_holds_the_memory_and_refuses_a_memory_of_another_size(tmp_path):
+    env = gymnasium.make("Pendulum-v1")
+    cfg = {"batch_size": 16, "learning_starts": 8, "experiment": {"write_interval": 0, "checkpoint_interval": 0}}
+
+    def agent(memory_size):
+        models = {"policy": networks.DeterministicPolicy(3, [-2.0], [2.0], (1,), (32, 32)),
+                  "critic": networks.QFunction(3, 1, (32, 32))}
+        return ddpgx_torch.DDPG(models=models, memory=RandomMemory(memory_size), cfg=cfg,
+                                observation_space=env.observation_space, action_space=env.action_space)
+
+    trained = agent(64)
+    SequentialTrainer(env=env, agents=trained, cfg={"timesteps": 40, "headless": True, "seed": 0}).train()
+    trained.save(str(tmp_path / "with.pt"))
+    trained.save(str(tmp_path / "without.pt"), include_memory=False)
+    assert "memory" not in torch.load(tmp_path / "without.pt", weights_only=False)
+
+    fresh = agent(64)
+    fresh.load(str(tmp_path / "with.pt"))
+    assert len(fresh.memory) == len(trained.memory) == 40
+    for name, value in trained.memory.buffer.data._asdict().items():
+        if value is not None:
+            assert torch.equal(getattr(fresh.memory.buffer.data, name), value), name
+    assert fresh.memory.buffer.position == trained.memory.buffer.position
+
+    other = agent(32)
+    before = [p.clone() for p in other.policy.parameters()]
+    with pytest.raises(ValueError, match=r"memory of 64 steps x 1 environments.*memory_size=32"):
+        other.load(str(tmp_path / "with.pt"))
+    assert len(other.memory) == 0  # nothing was loaded
+    assert all(torch.equal(p, q) for p, q in zip(before, other.policy.parameters(), strict=True))
+    other.load(str(tmp_path / "without.pt"))  # the same agent without the memory loads
+    assert all(torch.equal(p, q) for p, q in zip(trained.policy.parameters(), other.policy.parameters(),
+                                                  strict=True))
