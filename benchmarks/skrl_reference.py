@@ -108,9 +108,11 @@ def _spaces(obs_dim: int, act_dim: int):
     return observation_space, action_space
 
 
-def _ddpg_cfg(backend: str, *, batch_size: int, gradient_steps: int):
+def _ddpg_cfg(backend: str, *, batch_size: int, gradient_steps: int, mixed_precision: bool = False):
     ddpg = importlib.import_module(f"skrl.agents.{backend}.ddpg")
+    extra = {"mixed_precision": True} if mixed_precision else {}  # skrl torch's option (autocast + GradScaler)
     return ddpg.DDPG_CFG(
+        **extra,
         batch_size=batch_size,
         gradient_steps=gradient_steps,
         learning_starts=0,
@@ -313,7 +315,8 @@ def skrl_models(backend: str, observation_space: Any, action_space: Any, *, hidd
     return build(observation_space, action_space, tuple(hidden), seed)
 
 
-def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed):
+def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed,
+                       mixed_precision=False):
     import torch
     from skrl.agents.torch.ddpg import DDPG
     from skrl.memories.torch import RandomMemory
@@ -329,7 +332,8 @@ def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, 
             observation_space=observation_space,
             action_space=action_space,
             device=cpu,
-            cfg=_ddpg_cfg("torch", batch_size=batch_size, gradient_steps=gradient_steps),
+            cfg=_ddpg_cfg("torch", batch_size=batch_size, gradient_steps=gradient_steps,
+                          mixed_precision=mixed_precision),
         )
         agent.init()  # creates the memory tensors
     _fill_memory(
@@ -355,6 +359,7 @@ def make_skrl_update(
     memory_size: int = 100_000,
     seed: int = 0,
     fill: int = 10_000,
+    mixed_precision: bool = False,
 ) -> Callable[[], None]:
     """Build a skrl DDPG agent on CPU and return a zero-argument update callable.
 
@@ -374,6 +379,7 @@ def make_skrl_update(
     :param seed: Seed for parameter init, the random transitions, and NumPy's
         global RNG (which skrl's ``RandomMemory`` samples indexes from).
     :param fill: Number of random transitions stored in the memory before timing.
+    :param mixed_precision: skrl torch's ``DDPG_CFG.mixed_precision`` (autocast, bf16 on the CPU); torch only.
 
     :raises ImportError: skrl (or the backend's framework) is not installed.
     :raises ValueError: Invalid backend or sizes.
@@ -389,7 +395,10 @@ def make_skrl_update(
         # RandomMemory samples without replacement: a batch never exceeds len(memory)
         raise ValueError(f"need 0 < batch_size ({batch_size}) <= fill ({fill}) <= memory_size ({memory_size})")
 
-    build = _build_jax_agent if backend == "jax" else _build_torch_agent
+    if mixed_precision and backend != "torch":
+        raise ValueError("mixed_precision is a skrl torch option")
+    build = _build_jax_agent if backend == "jax" else functools.partial(_build_torch_agent,
+                                                                          mixed_precision=mixed_precision)
     agent, device = build(
         batch_size=batch_size,
         obs_dim=obs_dim,

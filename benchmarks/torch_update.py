@@ -8,7 +8,9 @@ of ``update_throughput.py`` (block warm-up, rotation, gc off, other processes' C
 * ``ddpgx_torch bf16``: the same with ``mixed_precision=True`` (bf16 autocast on CPU);
 * ``ddpgx_torch LSTM fp32`` (``--rnn``): the recurrent core, LSTM(64) + 400-300 heads, sequences of 16
   (``batch`` sequences per update, so 16x the samples of the feed-forward rows);
-* ``skrl torch DDPG.update`` (fp32), from ``skrl_reference.make_skrl_update("torch", ...)``.
+* ``skrl torch DDPG.update`` fp32 and with skrl's own ``mixed_precision=True`` (autocast, bf16 on the CPU, and
+  its GradScaler), from ``skrl_reference.make_skrl_update("torch", ...)``. skrl's recurrent DDPG is not a
+  contender here: the LSTM row is ddpgx_torch's alone.
 
 ``--threads`` sets torch's intra-op threads for every contender (default: torch's default; reported).
 
@@ -114,6 +116,8 @@ def main(argv=None) -> None:
         if use_skrl:
             update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill)
             contenders.append(Contender("skrl torch DDPG.update fp32", update))
+            update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, mixed_precision=True)
+            contenders.append(Contender("skrl torch DDPG.update mixed_precision", update))
         for c in contenders:
             for _ in range(3):
                 c.call()
@@ -129,7 +133,11 @@ def main(argv=None) -> None:
             gflops = f"{flops / t / 1e9:.1f}" if "LSTM" not in name else "n/a"
             lines.append(f"| {batch} | {name} | {1e3 * t:.2f} | {1 / t:.0f} | {ratio} | {gflops} |")
             print(lines[-1], flush=True)
-    lines += ["", "CPU use while timing:", *notes]
+        amp = med.get("skrl torch DDPG.update mixed_precision")
+        if amp:  # mixed precision against mixed precision
+            notes.append(f"- batch {batch}: ddpgx_torch bf16 is {amp / med['ddpgx_torch bf16']:.2f}x skrl torch with "
+                         "mixed_precision=True")
+    lines += ["", "Mixed precision against mixed precision, and CPU use while timing:", *notes]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.markdown:
