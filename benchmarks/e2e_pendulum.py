@@ -17,6 +17,7 @@ Run from the repository root::
     python benchmarks/e2e_pendulum.py                      # 3 seeds, every library installed
     python benchmarks/e2e_pendulum.py --seeds 0 --timesteps 3000 --libraries ddpgx skrl-jax
     python benchmarks/e2e_pendulum.py --libraries ddpgx_torch skrl-torch --torch-threads 1
+    python benchmarks/e2e_pendulum.py --libraries ddpgx_torch skrl-torch --mixed-precision   # both with bf16 AMP
     python benchmarks/e2e_pendulum.py --markdown benchmarks/RESULTS.md
 
 skrl (``pip install ".[bench]"``) is optional: libraries that are not installed are skipped.
@@ -40,7 +41,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 LIBRARIES = ("ddpgx", "ddpgx_torch", "skrl-jax", "skrl-torch")
-OURS = {"ddpgx": "skrl-jax", "ddpgx_torch": "skrl-torch"}  # each of ours, and the skrl backend it is compared to
+OURS = {"ddpgx": "skrl-jax", "ddpgx_torch": "skrl-torch"}
+TORCH_LIBRARIES = ("ddpgx_torch", "skrl-torch")  # each of ours, and the skrl backend it is compared to
 EVAL_SEED = 10_000
 
 
@@ -98,8 +100,9 @@ def run_ddpgx(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
             "compile_seconds": agent.compile_seconds}
 
 
-def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
-    """The same run as :func:`run_ddpgx` with ddpgx_torch's facade (fp32, the example's 400-300 MLPs)."""
+def run_ddpgx_torch(seed: int, timesteps: int, episodes: int, mixed_precision: bool = False) -> dict[str, Any]:
+    """The same run as :func:`run_ddpgx` with ddpgx_torch's facade (the example's 400-300 MLPs; fp32, or bf16
+    autocast with ``mixed_precision``)."""
     import gymnasium
     import torch
 
@@ -118,6 +121,7 @@ def run_ddpgx_torch(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     cfg = skrl_example_cfg(DDPG_CFG(), OrnsteinUhlenbeckNoise)  # the same settings as the other rows
     cfg.experiment.write_interval = 0
     cfg.experiment.checkpoint_interval = 0
+    cfg.mixed_precision = mixed_precision
     low, high = env.action_space.low, env.action_space.high
     models = {"policy": networks.DeterministicPolicy(3, low, high, (1,)), "critic": networks.QFunction(3, 1)}
     agent = DDPG(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
@@ -148,8 +152,9 @@ def _skrl_cfg(backend: str):
 
 
 def run_skrl(backend: str, seed: int, timesteps: int, episodes: int,
-             random_timesteps: Optional[int] = None) -> dict[str, Any]:
-    """skrl's example; ``random_timesteps`` (if given) replaces its 100 random steps and its learning start."""
+             random_timesteps: Optional[int] = None, mixed_precision: bool = False) -> dict[str, Any]:
+    """skrl's example; ``random_timesteps`` (if given) replaces its 100 random steps and its learning start;
+    ``mixed_precision`` is skrl torch's option (autocast, bf16 on the CPU)."""
     import importlib
 
     import gymnasium
@@ -176,6 +181,8 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int,
     cfg.exploration_noise_kwargs["device"] = device
     if random_timesteps is not None:
         cfg.random_timesteps = cfg.learning_starts = random_timesteps
+    if mixed_precision:
+        cfg.mixed_precision = True
     with quiet_skrl():
         agent = agent_cls(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
                           state_space=env.state_space, action_space=env.action_space, device=device)
@@ -203,13 +210,16 @@ def run_skrl(backend: str, seed: int, timesteps: int, episodes: int,
             "eval_seconds": time.perf_counter() - eval_start}
 
 
-def run_one(library: str, seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
+def run_one(library: str, seed: int, timesteps: int, episodes: int, mixed_precision: bool = False
+            ) -> dict[str, Any]:
+    if mixed_precision and library not in TORCH_LIBRARIES:
+        raise ValueError(f"--mixed-precision applies to {TORCH_LIBRARIES}, not {library!r}")
     if library == "ddpgx":
         result = run_ddpgx(seed, timesteps, episodes)
     elif library == "ddpgx_torch":
-        result = run_ddpgx_torch(seed, timesteps, episodes)
+        result = run_ddpgx_torch(seed, timesteps, episodes, mixed_precision)
     elif library in ("skrl-jax", "skrl-torch"):
-        result = run_skrl(library.split("-")[1], seed, timesteps, episodes)
+        result = run_skrl(library.split("-")[1], seed, timesteps, episodes, mixed_precision=mixed_precision)
     else:
         raise ValueError(f"library={library!r} is not one of {LIBRARIES}")
     result.update(library=library, seed=seed, timesteps=timesteps,
@@ -241,12 +251,14 @@ def installed(library: str) -> bool:
     return skrl_available(library.split("-")[1])
 
 
-def _child(library: str, seed: int, timesteps: int, episodes: int, torch_threads: int | None = None
-           ) -> dict[str, Any]:
+def _child(library: str, seed: int, timesteps: int, episodes: int, torch_threads: int | None = None,
+           mixed_precision: bool = False) -> dict[str, Any]:
     command = [sys.executable, os.path.abspath(__file__), "--one", library, "--seeds", str(seed),
                "--timesteps", str(timesteps), "--eval-episodes", str(episodes)]
     if torch_threads is not None:
         command += ["--torch-threads", str(torch_threads)]
+    if mixed_precision:
+        command += ["--mixed-precision"]
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -256,13 +268,13 @@ def _child(library: str, seed: int, timesteps: int, episodes: int, torch_threads
 
 
 def compare(libraries: list[str], seeds: list[int], timesteps: int, episodes: int,
-            torch_threads: int | None = None) -> list[dict[str, Any]]:
+            torch_threads: int | None = None, mixed_precision: bool = False) -> list[dict[str, Any]]:
     results = []
     for i, seed in enumerate(seeds):
         order = libraries[i % len(libraries):] + libraries[:i % len(libraries)]  # rotate to spread drift
         for library in order:
             load = os.getloadavg()[0]
-            result = _child(library, seed, timesteps, episodes, torch_threads)
+            result = _child(library, seed, timesteps, episodes, torch_threads, mixed_precision)
             result["load_before"] = load
             results.append(result)
             print(f"{library:10s} seed {seed}: train {result['train_seconds']:7.1f} s "
@@ -314,6 +326,8 @@ def main() -> None:
     parser.add_argument("--markdown", help="append the results as a section of this Markdown file")
     parser.add_argument("--torch-threads", type=int, help="torch intra-op threads of the torch runs (ddpgx_torch and "
                         "skrl-torch alike; default: torch's)")
+    parser.add_argument("--mixed-precision", action="store_true", help="mixed_precision=True in the torch runs "
+                        "(ddpgx_torch and skrl-torch alike: bf16 autocast on the CPU); torch libraries only")
     parser.add_argument("--one", choices=LIBRARIES, help=argparse.SUPPRESS)  # a child process: one run, JSON out
     args = parser.parse_args()
     if args.one:
@@ -324,20 +338,26 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.torch_threads)
-        print(json.dumps(run_one(args.one, args.seeds[0], args.timesteps, args.eval_episodes)), flush=True)
+        print(json.dumps(run_one(args.one, args.seeds[0], args.timesteps, args.eval_episodes,
+                                 args.mixed_precision)), flush=True)
         return
+    if args.mixed_precision and set(args.libraries) - set(TORCH_LIBRARIES):
+        parser.error(f"--mixed-precision applies to {list(TORCH_LIBRARIES)} only; pass --libraries "
+                     "ddpgx_torch skrl-torch")
     libraries = [lib for lib in args.libraries if installed(lib)]
     skipped = sorted(set(args.libraries) - set(libraries))
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"libraries {libraries}" + (f" (not installed: {skipped})" if skipped else ""), flush=True)
-    results = compare(libraries, args.seeds, args.timesteps, args.eval_episodes, args.torch_threads)
+    results = compare(libraries, args.seeds, args.timesteps, args.eval_episodes, args.torch_threads,
+                      args.mixed_precision)
     table = summarise(results, libraries, args.seeds)
     print(table)
     if args.markdown:
         with open(args.markdown, "a") as file:
             file.write(f"\n## End to end: skrl's Pendulum-v1 DDPG example ({datetime.date.today()})\n\n"
                        f"`python benchmarks/e2e_pendulum.py --seeds {' '.join(map(str, args.seeds))} --timesteps "
-                       f"{args.timesteps}` on {os.cpu_count()} CPUs; each run its own process, interleaved; wall "
+                       f"{args.timesteps}{' --mixed-precision' if args.mixed_precision else ''}` on "
+                       f"{os.cpu_count()} CPUs; each run its own process, interleaved; wall "
                        "time of `trainer.train()` with logging and checkpoints off; evaluation: mean return of "
                        f"{args.eval_episodes} deterministic episodes.\n\n{table}\n")
 
