@@ -112,3 +112,18 @@ class Linear(nn.Linear):
         if self.weight.numel() < MIN_WEIGHT_SIZE:  # a small layer: torch's kernels (the cheapest test first)
             return functional.linear(x, self.weight, self.bias)
         return linear(x, self.weight, self.bias)
+
+
+def use_onednn(module: nn.Module) -> nn.Module:
+    """Makes every plain ``nn.Linear`` inside ``module`` a :class:`Linear`, in place, and returns ``module``.
+
+    For models written with ``nn.Linear`` (a skrl script's models, say): the parameters, their names, the state dict
+    and any hooks stay as they are; only the forward changes (see the module docstring). Subclasses of
+    ``nn.Linear`` are left alone, since they may have a forward of their own.
+    """
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module={module!r} is invalid: expected a torch.nn.Module")
+    for m in module.modules():
+        if type(m) is nn.Linear:
+            m.__class__ = Linear
+    return module

@@ -170,3 +170,25 @@ def test_direct_fused_adam_step_steps_aside_for_hooks_and_other_optimizers():
     before = adam.state[params[0]]["exp_avg"].clone()
     assert core._fused_adam_step(ts, adam, params, grads)
     assert not torch.equal(adam.state[params[0]]["exp_avg"], before)
+
+
+@needs_onednn
+def test_use_onednn_switches_plain_linears_of_a_users_model_in_place(monkeypatch):
+    torch.manual_seed(0)
+
+    class Custom(torch.nn.Linear):  # a subclass with a forward of its own stays as it is
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 400), torch.nn.ReLU(), torch.nn.Linear(400, 300),
+                                torch.nn.ReLU(), Custom(300, 1))
+    x = torch.randn(32, 3)
+    before, names = model(x), [n for n, _ in model.named_parameters()]
+    assert linear.use_onednn(model) is model
+    assert type(model[2]) is linear.Linear and type(model[0]) is linear.Linear and type(model[4]) is Custom
+    assert [n for n, _ in model.named_parameters()] == names
+    calls = _calls(monkeypatch)
+    torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-5)
+    assert len(calls) == 1  # the 400x300 layer; the others are small
+    with pytest.raises(ValueError, match="torch.nn.Module"):
+        linear.use_onednn("not a module")
