@@ -515,7 +515,8 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
 def _fused_adam_step(ts: TrainState, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
                      grads: list[torch.Tensor]) -> bool:
     """``optimizer.step()`` for a fused, initialised, hook-free Adam as one ``torch._fused_adam_`` call (what
-    ``Adam.step`` ends in, without its Python bookkeeping: about 100 us per call, 5 % of a batch-64 update).
+    ``Adam.step`` ends in, without its Python bookkeeping: about 22 us less per call here, 36 against 58 us for the
+    critic on 2 threads, so about 2 % of a batch-64 update).
 
     The optimizer's own state tensors are updated, so its ``state_dict`` is unaffected. Returns False, doing nothing,
     wherever this does not apply (the first step, which creates the state; other optimizers or options; step hooks;
