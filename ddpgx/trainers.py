@@ -12,6 +12,7 @@ This module is framework-free: the same trainer drives ``ddpgx.DDPG`` (JAX) and 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -148,8 +149,14 @@ def _numpy(actions: Any) -> np.ndarray:
     return np.asarray(actions)
 
 
+def _secondary_process() -> bool:
+    """A launcher's process other than the first (``torchrun``'s ``RANK``, :mod:`ddpgx.launch`'s
+    ``DDPGX_PROCESS_ID``): it trains without a progress bar, as skrl's trainers do in distributed runs."""
+    return any(os.environ.get(name, "0").strip() not in ("", "0") for name in ("RANK", "DDPGX_PROCESS_ID"))
+
+
 def _progress(total: int, disable: bool | None, initial: int):
-    if disable:
+    if disable or _secondary_process():
         return None
     if disable is None and not sys.stdout.isatty():
         return None

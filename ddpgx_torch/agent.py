@@ -33,7 +33,7 @@ from ddpgx.ddpg_cfg import DDPG_CFG as _SharedCFG
 from ddpgx.ddpg_cfg import ExperimentCfg, experiment_dir, make_cfg, pair, resolve_interval
 from ddpgx.envs import true_next_observations
 from ddpgx_torch import config as config_lib
-from ddpgx_torch import core, noise, preprocessors, replay, scaler
+from ddpgx_torch import core, distributed, noise, preprocessors, replay, scaler
 from ddpgx_torch.memories import RandomMemory
 from ddpgx_torch.types import Transition
 
@@ -208,7 +208,7 @@ class DDPG:
         experiment = self.cfg.experiment
         self.write_interval = resolve_interval(experiment.write_interval, timesteps, 100)
         self.checkpoint_interval = resolve_interval(experiment.checkpoint_interval, timesteps, 10)
-        if self.train_state.spec.world_size > 1 and torch.distributed.get_rank() != 0:  # only rank 0 writes
+        if not distributed.is_main_process():  # only rank 0 writes
             self.write_interval = self.checkpoint_interval = 0
         if self.write_interval > 0 and self.tracker.writer is None:
             self.tracker.writer = tracking.SummaryWriter(self.experiment_dir)

@@ -23,10 +23,11 @@ Optional parts of the one implementation (no copied variants, STYLE.md 11):
   models (roles ``target_policy``/``target_critic``) that of step 1, since they read the next observations.
 * **Mixed precision**: ``torch.autocast`` around the network calls, one ``torch.amp.GradScaler`` shared by both
   optimizers (``unscale_`` before clipping, ``step`` per optimizer, one ``update`` per gradient step).
-* **Distributed SPMD** (``torch.distributed``, e.g. launched by ``torchrun``): :func:`init` broadcasts rank 0's
-  parameters; gradients are all-reduced and averaged before clipping and stepping; running statistics are merged
-  from every rank's batch. With a per-rank batch of ``B / world_size`` this gives the numbers of one process on a
-  batch of ``B``.
+* **Distributed SPMD** (``torch.distributed``, e.g. launched by ``torchrun``): :func:`init` joins the job (it starts
+  the process group from ``torchrun``'s environment when the script has not, see :mod:`ddpgx_torch.distributed`)
+  and broadcasts rank 0's parameters; gradients are all-reduced and averaged before clipping and stepping;
+  running statistics are merged from every rank's batch. With a per-rank batch of ``B / world_size`` this gives
+  the numbers of one process on a batch of ``B``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import torch
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
-from ddpgx_torch import losses, networks, scaler, spaces
+from ddpgx_torch import distributed, losses, networks, scaler, spaces
 from ddpgx_torch import noise as noise_lib
 from ddpgx_torch import replay as replay_lib
 from ddpgx_torch.config import DDPGConfig
@@ -132,13 +133,6 @@ def _rnn_spec(policy: nn.Module) -> RNNSpec | None:
     return RNNSpec(length, sizes)
 
 
-def _world_size() -> int:
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
-
-
 def init(
     seed: int | torch.Generator,
     config: DDPGConfig,
@@ -207,11 +201,10 @@ def init(
     policy, critic = policy.to(device), critic.to(device)
     target_policy = copy.deepcopy(policy) if target_policy is None else target_policy.to(device)
     target_critic = copy.deepcopy(critic) if target_critic is None else target_critic.to(device)
-    world_size = _world_size()
+    world_size = distributed.join(device)  # starts torchrun's process group if the script has not
     if world_size > 1:  # every rank starts from rank 0's parameters
         for module in (policy, critic):
-            for tensor in list(module.parameters()) + list(module.buffers()):
-                torch.distributed.broadcast(tensor.data, src=0)
+            distributed.broadcast(list(module.parameters()) + list(module.buffers()))
     with torch.no_grad():
         for target, online in ((target_policy, policy), (target_critic, critic)):
             target_params, online_params = list(target.parameters()), list(online.parameters())
@@ -449,21 +442,6 @@ def _prepare_batch(spec: AgentSpec, batch: Transition) -> Transition:
     )
 
 
-def _all_reduce_mean(tensors: list[torch.Tensor], world_size: int) -> None:
-    """Averages ``tensors`` over all ranks in place, as one flat all-reduce."""
-    flat = torch.cat([t.reshape(-1) for t in tensors])
-    torch.distributed.all_reduce(flat)
-    flat.div_(world_size)
-    torch._foreach_copy_(tensors, [f.view_as(t) for f, t in zip(flat.split([t.numel() for t in tensors]), tensors,
-                                                                  strict=True)])
-
-
-def _all_gather(x: torch.Tensor) -> torch.Tensor:
-    parts = [torch.empty_like(x) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(parts, x.contiguous())
-    return torch.cat(parts)
-
-
 def _params(ts: TrainState, role: str) -> list[torch.Tensor]:
     """``list(module.parameters())`` of the module in field ``role``, cached on the train state."""
     module = getattr(ts, role)
@@ -500,7 +478,7 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
         p.grad = g
     grads = [g for g in grads if g is not None]
     if spec.world_size > 1:
-        _all_reduce_mean(grads, spec.world_size)
+        distributed.all_reduce_mean(grads)
     if config.grad_norm_clip > 0:
         ts.grad_scaler.unscale_(optimizer)
         # optax.clip_by_global_norm's formula: g * min(1, clip / ||g||) (torch's clip_grad_norm_ adds 1e-6 to the
@@ -572,14 +550,15 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
         if config.observation_preprocessor:
             both = torch.cat([batch.observations, batch.next_observations])
             ts.observation_stats = scaler.update(ts.observation_stats,
-                                                 _all_gather(both) if spec.world_size > 1 else both)
+                                                 distributed.all_gather(both) if spec.world_size > 1 else both)
         obs_tm1 = _standardize(config, ts.observation_stats, batch.observations, config.observation_preprocessor)
         obs_t = _standardize(config, ts.observation_stats, batch.next_observations, config.observation_preprocessor)
         states_tm1 = states_t = None
         if spec.state is not None:
             if config.state_preprocessor:
                 both = torch.cat([batch.states, batch.next_states])
-                ts.state_stats = scaler.update(ts.state_stats, _all_gather(both) if spec.world_size > 1 else both)
+                ts.state_stats = scaler.update(ts.state_stats,
+                                               distributed.all_gather(both) if spec.world_size > 1 else both)
             states_tm1 = _standardize(config, ts.state_stats, batch.states, config.state_preprocessor)
             states_t = _standardize(config, ts.state_stats, batch.next_states, config.state_preprocessor)
 

@@ -18,10 +18,15 @@ from typing import Any
 import gymnasium
 import torch
 
+from ddpgx_torch import distributed
+
 
 def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
     """skrl's ``skrl.utils.set_seed`` for torch scripts: seeds Python's, NumPy's and torch's global generators
     (a fresh agent draws its own generator's seed from torch's) and returns the seed; ``None`` draws one.
+
+    In a distributed run (a process group, or ``torchrun``'s ``WORLD_SIZE > 1``) each process adds its rank to the
+    seed, as skrl does, so that ranks explore and sample differently; the returned seed is this process's.
 
     Raises:
       ValueError: if ``seed`` is not a non-negative integer or None.
@@ -34,6 +39,11 @@ def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
         seed = int.from_bytes(os.urandom(4), "little")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} is invalid: expected a non-negative integer or None")
+    if distributed.world_size() > 1:
+        seed += distributed.rank()
+    else:
+        rank, _, size = distributed.launch_env()
+        seed += rank if size > 1 else 0
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -145,18 +155,11 @@ class Model(torch.nn.Module):
 
     def broadcast_parameters(self, *, rank: int = 0) -> None:
         """Copies ``rank``'s parameters to every process (``torch.distributed``)."""
-        for p in self.parameters():
-            torch.distributed.broadcast(p.data, src=rank)
+        distributed.broadcast(list(self.parameters()), src=rank)
 
     def reduce_parameters(self) -> None:
         """Averages the gradients over all processes (``torch.distributed``)."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads:
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            torch.distributed.all_reduce(flat)
-            flat.div_(torch.distributed.get_world_size())
-            torch._foreach_copy_(grads, [f.view_as(g) for f, g in zip(flat.split([g.numel() for g in grads]),
-                                                                       grads, strict=True)])
+        distributed.all_reduce_mean([p.grad for p in self.parameters() if p.grad is not None])
 
 
 class DeterministicMixin:

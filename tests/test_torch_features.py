@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 
 import gymnasium
@@ -137,6 +139,46 @@ def test_two_gloo_processes_equal_one_process_with_the_global_batch():
             torch.testing.assert_close(got[name][key], value, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
     torch.testing.assert_close(got["mean"], ts.observation_stats.mean, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(got["grad_norm"], metrics["critic_grad_norm"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_skrl_script_launched_by_torchrun_trains_data_parallel(tmp_path):
+    """``torchrun`` starts 2 copies of a skrl-style script that never touches torch.distributed: the agent joins the
+    job (gloo on CPU), the ranks explore with different seeds (set_seed adds the rank), so their memories differ,
+    yet they end with identical networks (gradients averaged), and only rank 0 writes logs and checkpoints."""
+    script = os.path.join(os.path.dirname(__file__), "torchrun_checks.py")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           script, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    for r, got in enumerate(ranks):
+        assert not got["was_initialized"]  # the script started no process group; the agent did
+        assert (got["backend"], got["world_size"], got["seed"], got["steps"]) == ("gloo", 2, 42 + r, 150)
+    assert not torch.equal(ranks[0]["observations"], ranks[1]["observations"])  # different experience per rank
+    for name in ("policy", "critic", "target_critic"):
+        for key, value in ranks[0][name].items():
+            torch.testing.assert_close(ranks[1][name][key], value, rtol=0, atol=0, msg=f"{name}.{key}")
+    assert any(not torch.equal(ranks[0]["initial_policy"][k], v) for k, v in ranks[0]["policy"].items())
+    run = tmp_path / "runs" / "pendulum"
+    assert len([f for f in os.listdir(run) if f.startswith("events.out.tfevents")]) == 1  # rank 0's only
+    assert sorted(os.listdir(run / "checkpoints")) == ["agent_100.pt", "agent_200.pt", "best_agent.pt"]
+
+
+def test_launch_environment_errors_name_the_variable(monkeypatch):
+    from ddpgx_torch import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        distributed.launch_env()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(ValueError, match="RANK=2 .*below WORLD_SIZE=2"):
+        distributed.launch_env()
+    monkeypatch.setenv("RANK", "1")
+    assert distributed.launch_env() == (1, 0, 2)
+    assert ddpgx_torch.models.set_seed(7) == 8  # skrl's rank offset under a launcher
 
 
 # ------------------------------------------------------------------------------------------------------------------
