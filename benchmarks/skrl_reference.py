@@ -316,17 +316,21 @@ def skrl_models(backend: str, observation_space: Any, action_space: Any, *, hidd
 
 
 def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed,
-                       mixed_precision=False):
+                       mixed_precision=False, models=None):
     import torch
-    from skrl.agents.torch.ddpg import DDPG
+    from skrl.agents.torch.ddpg import DDPG, DDPG_RNN
     from skrl.memories.torch import RandomMemory
 
     observation_space, action_space = _spaces(obs_dim, act_dim)
     np.random.seed(seed)  # RandomMemory.sample draws indexes from NumPy's global RNG
-    models, cpu = _torch_models(observation_space, action_space, hidden, seed)
+    cpu = torch.device("cpu")
+    if models is None:
+        models, cpu = _torch_models(observation_space, action_space, hidden, seed)
+    spec = getattr(models["policy"], "get_specification", dict)()
+    agent_class = DDPG_RNN if spec.get("rnn") else DDPG
     memory = RandomMemory(memory_size=memory_size, num_envs=1, device=cpu)
     with quiet_skrl():
-        agent = DDPG(
+        agent = agent_class(
             models=models,
             memory=memory,
             observation_space=observation_space,
@@ -342,6 +346,9 @@ def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, 
         to_host=lambda t: t.detach().cpu().numpy(),
         to_backend=torch.from_numpy,
     )
+    for name, tensor in memory.tensors.items():  # DDPG_RNN's stored hidden states: zero, as after episode starts
+        if name.startswith("rnn_"):
+            tensor.zero_()
     return agent, cpu
 
 
@@ -360,6 +367,7 @@ def make_skrl_update(
     seed: int = 0,
     fill: int = 10_000,
     mixed_precision: bool = False,
+    models: dict | None = None,
 ) -> Callable[[], None]:
     """Build a skrl DDPG agent on CPU and return a zero-argument update callable.
 
@@ -380,6 +388,9 @@ def make_skrl_update(
         global RNG (which skrl's ``RandomMemory`` samples indexes from).
     :param fill: Number of random transitions stored in the memory before timing.
     :param mixed_precision: skrl torch's ``DDPG_CFG.mixed_precision`` (autocast, bf16 on the CPU); torch only.
+    :param models: torch only: skrl-style ``policy``/``target_policy``/``critic``/``target_critic`` models to use
+        instead of skrl's example MLPs. A policy whose ``get_specification()`` declares RNN sizes gets skrl's
+        ``DDPG_RNN`` (``batch_size`` sequences of the declared length per gradient step).
 
     :raises ImportError: skrl (or the backend's framework) is not installed.
     :raises ValueError: Invalid backend or sizes.
@@ -395,10 +406,11 @@ def make_skrl_update(
         # RandomMemory samples without replacement: a batch never exceeds len(memory)
         raise ValueError(f"need 0 < batch_size ({batch_size}) <= fill ({fill}) <= memory_size ({memory_size})")
 
-    if mixed_precision and backend != "torch":
-        raise ValueError("mixed_precision is a skrl torch option")
+    if (mixed_precision or models is not None) and backend != "torch":
+        raise ValueError("mixed_precision and models are skrl torch options")
     build = _build_jax_agent if backend == "jax" else functools.partial(_build_torch_agent,
-                                                                          mixed_precision=mixed_precision)
+                                                                          mixed_precision=mixed_precision,
+                                                                          models=models)
     agent, device = build(
         batch_size=batch_size,
         obs_dim=obs_dim,

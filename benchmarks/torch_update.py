@@ -9,8 +9,10 @@ of ``update_throughput.py`` (block warm-up, rotation, gc off, other processes' C
 * ``ddpgx_torch LSTM fp32`` (``--rnn``): the recurrent core, LSTM(64) + 400-300 heads, sequences of 16
   (``batch`` sequences per update, so 16x the samples of the feed-forward rows);
 * ``skrl torch DDPG.update`` fp32 and with skrl's own ``mixed_precision=True`` (autocast, bf16 on the CPU, and
-  its GradScaler), from ``skrl_reference.make_skrl_update("torch", ...)``. skrl's recurrent DDPG is not a
-  contender here: the LSTM row is ddpgx_torch's alone.
+  its GradScaler), from ``skrl_reference.make_skrl_update("torch", ...)``;
+* ``skrl torch DDPG_RNN.update LSTM fp32`` (``--rnn``): skrl's recurrent DDPG given copies of the very networks of
+  the ddpgx_torch LSTM row (``ddpgx_torch.networks.RecurrentPolicy``/``RecurrentQFunction`` are skrl-compatible
+  models), so the two rows differ only in the agent: sequence sampling, the update, the optimizer steps.
 
 ``--threads`` sets torch's intra-op threads for every contender (default: torch's default; reported).
 
@@ -20,6 +22,7 @@ Usage: ``python benchmarks/torch_update.py [--batch-sizes 64 256 1024] [--thread
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import os
 import sys
@@ -63,12 +66,15 @@ def _filled_buffer(fill: int, rnn_sizes=None) -> replay.ReplayState:
     return buf
 
 
+def recurrent_networks(seed: int = 0) -> dict[str, torch.nn.Module]:
+    """The LSTM rows' networks: LSTM(64) over the observations, 400-300 heads, sequences of 16."""
+    torch.manual_seed(seed)
+    kw = dict(cell="lstm", hidden_size=64, sequence_length=16)
+    return {"policy": networks.RecurrentPolicy(OBS, ACT, **kw), "critic": networks.RecurrentQFunction(OBS, ACT, **kw)}
+
+
 def make_ddpgx_torch(batch_size: int, fill: int, mixed_precision=False, rnn: bool = False) -> Contender:
-    kwargs = {}
-    if rnn:
-        kw = dict(cell="lstm", hidden_size=64, sequence_length=16)
-        kwargs = dict(policy=networks.RecurrentPolicy(OBS, ACT, **kw),
-                      critic=networks.RecurrentQFunction(OBS, ACT, **kw))
+    kwargs = recurrent_networks() if rnn else {}
     ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=batch_size, mixed_precision=mixed_precision), OBS, ACT,
                           **kwargs)
     buf = _filled_buffer(fill, ts.spec.rnn.sizes if rnn else None)
@@ -118,6 +124,17 @@ def main(argv=None) -> None:
             contenders.append(Contender("skrl torch DDPG.update fp32", update))
             update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, mixed_precision=True)
             contenders.append(Contender("skrl torch DDPG.update mixed_precision", update))
+            if args.rnn:
+                nets = recurrent_networks()
+                models = {"policy": nets["policy"], "critic": nets["critic"],
+                          "target_policy": copy.deepcopy(nets["policy"]),
+                          "target_critic": copy.deepcopy(nets["critic"])}
+                update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, models=models)
+                update.agent.update(timestep=0, timesteps=1 << 30)
+                losses = [v for k, v in update.agent.tracking_data.items() if k.startswith("Loss")]
+                if not np.all(np.isfinite(losses)):
+                    raise RuntimeError(f"skrl DDPG_RNN's losses are not finite: {losses}")
+                contenders.append(Contender("skrl torch DDPG_RNN.update LSTM fp32", update))
         for c in contenders:
             for _ in range(3):
                 c.call()
@@ -133,11 +150,15 @@ def main(argv=None) -> None:
             gflops = f"{flops / t / 1e9:.1f}" if "LSTM" not in name else "n/a"
             lines.append(f"| {batch} | {name} | {1e3 * t:.2f} | {1 / t:.0f} | {ratio} | {gflops} |")
             print(lines[-1], flush=True)
+        skrl_rnn = med.get("skrl torch DDPG_RNN.update LSTM fp32")
+        if skrl_rnn:  # recurrent against recurrent, the same networks
+            notes.append(f"- batch {batch}: ddpgx_torch LSTM fp32 is {skrl_rnn / med['ddpgx_torch LSTM fp32']:.2f}x "
+                         "skrl torch DDPG_RNN on the same networks")
         amp = med.get("skrl torch DDPG.update mixed_precision")
         if amp:  # mixed precision against mixed precision
             notes.append(f"- batch {batch}: ddpgx_torch bf16 is {amp / med['ddpgx_torch bf16']:.2f}x skrl torch with "
                          "mixed_precision=True")
-    lines += ["", "Mixed precision against mixed precision, and CPU use while timing:", *notes]
+    lines += ["", "Like against like (mixed precision, recurrent), and CPU use while timing:", *notes]
     report = "\n".join(lines) + "\n"
     print(report)
     if args.markdown:

@@ -170,4 +170,4 @@ class RecurrentQFunction(DeterministicMixin, Model):
 
     def compute(self, inputs, role=""):
         features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
-        return self.head(features, inputs["taken_actions"]), {"rnn": states}
+        return self.head(features, inputs["taken_actions"]).unsqueeze(-1), {"rnn": states}  # skrl's [N, 1]
