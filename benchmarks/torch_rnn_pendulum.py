@@ -7,12 +7,19 @@ smaller recurrent layers (``--hidden``, default 64) and sequences (``--sequence-
 example's 400/20 so that it runs in minutes on 2 CPU cores. Each agent trains for ``--timesteps`` steps, then
 the deterministic policy is evaluated on 10 episodes.
 
-Usage: ``python benchmarks/torch_rnn_pendulum.py [--timesteps 10000] [--seeds 0] [--cells lstm gru ff]``
+``skrl-lstm`` / ``skrl-gru`` / ``skrl-rnn`` (``pip install skrl``, not a ddpgx dependency) train skrl 2.x's
+``DDPG_RNN`` with its own trainer, memory and OU noise on copies of the same recurrent networks and settings
+(``ddpgx_torch.networks.RecurrentPolicy``/``RecurrentQFunction`` are skrl-compatible models): recurrent DDPG end to
+end against skrl's. Both are evaluated by the same code (the trained networks in a ddpgx_torch agent, no noise).
+
+Usage: ``python benchmarks/torch_rnn_pendulum.py [--timesteps 10000] [--seeds 0] [--cells lstm gru ff skrl-lstm]``
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import gymnasium
@@ -36,24 +43,77 @@ def make_env() -> gymnasium.Env:
     return NoVelocity(gymnasium.make("Pendulum-v1"))
 
 
-def make_agent(cell: str, env, *, hidden: int, sequence_length: int, learning_starts: int,
-               heads: tuple[int, ...] = (400, 300), batch_size: int = 100) -> DDPG_RNN:
+SETTINGS = dict(discount_factor=0.98, random_timesteps=0)  # skrl's example (batch and learning start: arguments)
+NOISE = dict(theta=0.15, sigma=0.1, base_scale=1.0)
+MEMORY_SIZE = 20_000
+
+
+def make_models(cell: str, env, *, hidden: int, sequence_length: int, heads: tuple[int, ...] = (400, 300)) -> dict:
     """``cell`` ``"lstm"``/``"gru"``/``"rnn"`` (recurrent core) or ``"ff"`` (the feed-forward agent); ``heads``: the
     MLP layers after the recurrent layer (the whole network for ``"ff"``)."""
     if cell == "ff":
-        models = {"policy": networks.DeterministicPolicy(3, env.action_space.low, env.action_space.high, (1,),
-                                                         hidden_sizes=heads),
-                  "critic": networks.QFunction(3, 1, hidden_sizes=heads)}
-    else:
-        kw = dict(cell=cell, hidden_size=hidden, sequence_length=sequence_length, hidden_sizes=heads)
-        models = {"policy": networks.RecurrentPolicy(env.observation_space, env.action_space, **kw),
-                  "critic": networks.RecurrentQFunction(env.observation_space, env.action_space, **kw)}
-    cfg = DDPG_CFG(discount_factor=0.98, batch_size=batch_size, random_timesteps=0, learning_starts=learning_starts,
-                   exploration_noise=OrnsteinUhlenbeckNoise,
-                   exploration_noise_kwargs=dict(theta=0.15, sigma=0.1, base_scale=1.0),
+        return {"policy": networks.DeterministicPolicy(3, env.action_space.low, env.action_space.high, (1,),
+                                                       hidden_sizes=heads),
+                "critic": networks.QFunction(3, 1, hidden_sizes=heads)}
+    kw = dict(cell=cell, hidden_size=hidden, sequence_length=sequence_length, hidden_sizes=heads)
+    return {"policy": networks.RecurrentPolicy(env.observation_space, env.action_space, **kw),
+            "critic": networks.RecurrentQFunction(env.observation_space, env.action_space, **kw)}
+
+
+def make_agent(cell: str, env, *, hidden: int, sequence_length: int, learning_starts: int,
+               heads: tuple[int, ...] = (400, 300), batch_size: int = 100, models: dict | None = None) -> DDPG_RNN:
+    """A ddpgx_torch agent for :func:`make_models`' networks (or ``models``, e.g. to evaluate trained ones)."""
+    models = models or make_models(cell, env, hidden=hidden, sequence_length=sequence_length, heads=heads)
+    cfg = DDPG_CFG(**SETTINGS, batch_size=batch_size, learning_starts=learning_starts,
+                   exploration_noise=OrnsteinUhlenbeckNoise, exploration_noise_kwargs=NOISE,
                    experiment=dict(write_interval=0, checkpoint_interval=0, directory="/tmp/ddpgx-rnn-bench"))
-    return DDPG_RNN(models=models, memory=RandomMemory(20_000), cfg=cfg, observation_space=env.observation_space,
-                    action_space=env.action_space)
+    return DDPG_RNN(models=models, memory=RandomMemory(MEMORY_SIZE), cfg=cfg,
+                    observation_space=env.observation_space, action_space=env.action_space)
+
+
+def train_skrl(cell: str, env, timesteps: int, *, hidden: int, sequence_length: int, learning_starts: int,
+               batch_size: int = 100) -> tuple[dict, list[float]]:
+    """skrl's ``DDPG_RNN``, memory, OU noise and trainer on :func:`make_models`' networks with the same settings;
+    returns the trained policy and critic and the training episodes' returns (skrl's trainer does not report them:
+    they are summed from the wrapped environment's rewards)."""
+    import copy
+
+    from skrl.agents.torch.ddpg import DDPG_CFG as SkrlCfg
+    from skrl.agents.torch.ddpg import DDPG_RNN as SkrlDDPG_RNN
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.memories.torch import RandomMemory as SkrlMemory
+    from skrl.resources.noises.torch import OrnsteinUhlenbeckNoise as SkrlOU
+    from skrl.trainers.torch import SequentialTrainer as SkrlTrainer
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from skrl_reference import quiet_skrl
+
+    returns, running = [], [0.0]
+
+    class Returns(gymnasium.Wrapper):
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            running[0] += float(reward)
+            if terminated or truncated:
+                returns.append(running[0])
+                running[0] = 0.0
+            return obs, reward, terminated, truncated, info
+
+    with quiet_skrl():
+        skrl_env = wrap_env(Returns(env))
+    device = skrl_env.device
+    nets = make_models(cell, env, hidden=hidden, sequence_length=sequence_length)
+    models = {**nets, "target_policy": copy.deepcopy(nets["policy"]), "target_critic": copy.deepcopy(nets["critic"])}
+    cfg = SkrlCfg(**SETTINGS, batch_size=batch_size, learning_starts=learning_starts,
+                  exploration_noise=SkrlOU, exploration_noise_kwargs={**NOISE, "device": device},
+                  experiment={"write_interval": 0, "checkpoint_interval": 0, "directory": "/tmp/ddpgx-rnn-bench"})
+    with quiet_skrl():
+        agent = SkrlDDPG_RNN(models=models, memory=SkrlMemory(memory_size=MEMORY_SIZE, num_envs=1, device=device),
+                             cfg=cfg, observation_space=skrl_env.observation_space, action_space=skrl_env.action_space,
+                             device=device)
+        SkrlTrainer(cfg={"timesteps": timesteps, "headless": True, "disable_progressbar": True,
+                         "close_environment_at_exit": False}, env=skrl_env, agents=[agent]).train()
+    return nets, returns
 
 
 def train(agent, env, timesteps: int, seed: int = 0) -> list[float]:
@@ -73,11 +133,20 @@ def evaluate(agent, env, episodes: int = 10, seed: int = 100) -> float:
 
 def run(cell: str, seed: int, timesteps: int, hidden: int, sequence_length: int, learning_starts: int):
     torch.manual_seed(seed)
+    np.random.seed(seed)
     env = make_env()
-    agent = make_agent(cell, env, hidden=hidden, sequence_length=sequence_length, learning_starts=learning_starts)
+    kw = dict(hidden=hidden, sequence_length=sequence_length, learning_starts=learning_starts)
     start = time.perf_counter()
-    returns = train(agent, env, timesteps, seed)
-    seconds = time.perf_counter() - start
+    if cell.startswith("skrl-"):
+        env.reset(seed=seed)
+        models, returns = train_skrl(cell.removeprefix("skrl-"), env, timesteps, **kw)
+        seconds = time.perf_counter() - start
+        agent = make_agent(cell, env, **kw, models=models)  # evaluated as the ddpgx_torch agents are
+    else:
+        agent = make_agent(cell, env, **kw)
+        start = time.perf_counter()
+        returns = train(agent, env, timesteps, seed)
+        seconds = time.perf_counter() - start
     return evaluate(agent, env, episodes=10), float(np.mean(returns[-5:])), seconds
 
 
