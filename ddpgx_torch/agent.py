@@ -307,14 +307,14 @@ class DDPG:
         holding a NaN or infinity; ``"skip"`` drops the step and counts it in ``skipped_transitions``. The memory
         stores one row per step for all environments, so with several environments the whole step is dropped (all
         its transitions counted), where ``ddpgx`` drops only the bad environments' transitions."""
-        bad = []
-        for name in ("observations", "actions", "rewards", "next_observations", "states", "next_states"):
-            value = fields.get(name)
-            if value is not None:
-                rows = torch.isfinite(value.reshape(value.shape[0], -1)).all(dim=1)
-                bad += [(int(env), name) for env in torch.nonzero(~rows).flatten().tolist()]
-        if not bad:
+        names = [name for name in ("observations", "actions", "rewards", "next_observations", "states",
+                                   "next_states") if fields.get(name) is not None]
+        rows = [fields[name].reshape(fields[name].shape[0], -1) for name in names]
+        if bool(torch.cat(rows, dim=1).isfinite().all()):  # the common case, in 4 tensor ops (about 10 us)
             return True
+        bad = []
+        for name, value in zip(names, rows, strict=True):
+            bad += [(int(env), name) for env in torch.nonzero(~value.isfinite().all(dim=1)).flatten().tolist()]
         if self.cfg.nonfinite_transitions == "raise":
             env, name = min(bad)
             raise ValueError(f"non-finite {name} (NaN or inf) from environment {env} at timestep {timestep}; set "
