@@ -480,20 +480,28 @@ def _frozen(params: list[torch.Tensor]):
 
 
 def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tensor],
-                    optimizer: torch.optim.Optimizer, metrics: dict, name: str) -> None:
+                    optimizer: torch.optim.Optimizer, metrics: dict, name: str, guard: bool) -> bool:
     """Gradients of ``loss`` for ``params`` only, all-reduce, clipping on unscaled gradients, and the optimizer
-    step through the scaler.
+    step through the scaler. With ``guard`` a non-finite loss skips the step; returns whether it was taken.
 
     ``torch.autograd.grad`` with ``inputs=params`` computes only what those gradients need, and nothing
-    accumulates into ``.grad``, so there is nothing to zero.
+    accumulates into ``.grad``, so there is nothing to zero. Under ``torch.distributed`` the decision must be the
+    same on every rank (a rank that skipped the all-reduce would leave the others waiting in it forever), so each
+    rank's loss travels in the gradients' all-reduce and the step is skipped everywhere when any rank's loss is
+    non-finite (their mean is then non-finite too).
     """
     spec, config = ts.spec, ts.spec.config
-    grads = torch.autograd.grad(ts.grad_scaler.scale(loss), params, allow_unused=True)
-    for p, g in zip(params, grads, strict=True):
-        p.grad = g
-    grads = [g for g in grads if g is not None]
+    if guard and spec.world_size == 1 and not bool(torch.isfinite(loss)):  # one host sync per check
+        return False
+    all_grads = torch.autograd.grad(ts.grad_scaler.scale(loss), params, allow_unused=True)
+    grads = [g for g in all_grads if g is not None]
     if spec.world_size > 1:
-        distributed.all_reduce_mean(grads)
+        mean_loss = loss.detach().float().reshape(1)
+        distributed.all_reduce_mean([*grads, mean_loss])
+        if guard and not bool(torch.isfinite(mean_loss)):
+            return False
+    for p, g in zip(params, all_grads, strict=True):
+        p.grad = g
     if config.grad_norm_clip > 0:
         ts.grad_scaler.unscale_(optimizer)
         # optax.clip_by_global_norm's formula: g * min(1, clip / ||g||) (torch's clip_grad_norm_ adds 1e-6 to the
@@ -503,6 +511,7 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
         metrics[f"{name}_grad_norm"] = norm.detach()
     if ts.grad_scaler.is_enabled() or not _fused_adam_step(ts, optimizer, params, grads):
         ts.grad_scaler.step(optimizer)
+    return True
 
 
 def _fused_adam_step(ts: TrainState, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
@@ -589,10 +598,9 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     with spec.autocast():
         q = _critic_values(spec, ts.critic, obs_tm1, states_tm1, batch.actions, extras, "critic")
     critic_loss, critic_aux = losses.critic_loss(q, target)
-    critic_ok = not guard or bool(torch.isfinite(critic_loss))
-    if critic_ok:
-        _optimizer_step(ts, critic_loss, _params(ts, "critic"), ts.critic_optimizer, metrics, "critic")
-    else:
+    critic_ok = _optimizer_step(ts, critic_loss, _params(ts, "critic"), ts.critic_optimizer, metrics, "critic",
+                                guard)
+    if not critic_ok:
         ts.observation_stats, ts.state_stats = stats_before
 
     # 3. Policy step through the critic just updated; only the policy's gradients are computed. The critic's
@@ -605,9 +613,8 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     policy_loss, _ = losses.policy_loss(q_policy)
     # Departure from ddpgx, which drops the whole step: a non-finite policy loss after a finite critic step (only
     # reachable through overflow) drops the policy step and the Polyak update, but the critic's step stays.
-    ok = critic_ok and (not guard or bool(torch.isfinite(policy_loss)))
-    if ok:
-        _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics, "policy")
+    ok = critic_ok and _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics,
+                                       "policy", guard)
     if critic_ok and ts.grad_scaler.is_enabled():
         ts.grad_scaler.update()  # once, after both optimizers have stepped
 

@@ -3,6 +3,7 @@ and the skrl-style facade (training, checkpoints, resume)."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import subprocess
@@ -102,43 +103,58 @@ def _distributed_worker(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    # a timeout turns a rank left waiting in a collective into an error instead of a hung test
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=datetime.timedelta(seconds=60))
     try:
         config = ddpgx_torch.DDPGConfig(batch_size=32, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
         ts = ddpgx_torch.init(rank + 100, config, OBS, ACT)  # different seeds: init broadcasts rank 0's weights
-        for step in range(3):
-            full = fixed_batch(64, seed=step)._replace(terminated=torch.arange(64) % 3 == 0)
+        skipped = []
+        for step in range(4):
+            full = _global_batch(step)
             half = ddpgx_torch.Transition(*(None if x is None else x[rank * 32:(rank + 1) * 32] for x in full))
             ts, metrics = ddpgx_torch.update(ts, half)
-        if rank == 0:
-            torch.save({"policy": ts.policy.state_dict(), "critic": ts.critic.state_dict(),
-                        "target_critic": ts.target_critic.state_dict(), "mean": ts.observation_stats.mean,
-                        "grad_norm": metrics["critic_grad_norm"]}, out)
+            skipped.append(float(metrics["skipped_updates"]))
+        torch.save({"policy": ts.policy.state_dict(), "critic": ts.critic.state_dict(),
+                    "target_critic": ts.target_critic.state_dict(), "mean": ts.observation_stats.mean,
+                    "grad_norm": metrics["critic_grad_norm"], "skipped": skipped}, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
+
+
+def _global_batch(step: int) -> ddpgx_torch.Transition:
+    """Step 2's batch has a NaN reward in the second half (rank 1's): the step is dropped everywhere."""
+    batch = fixed_batch(64, seed=step)._replace(terminated=torch.arange(64) % 3 == 0)
+    if step == 2:
+        batch.rewards[40] = float("nan")
+    return batch
 
 
 def test_two_gloo_processes_equal_one_process_with_the_global_batch():
     import torch.multiprocessing as mp
 
-    out = os.path.join(tempfile.mkdtemp(), "rank0.pt")
+    out = os.path.join(tempfile.mkdtemp(), "rank.pt")
     mp.spawn(_distributed_worker, args=(2, _free_port(), out), nprocs=2, join=True)
-    got = torch.load(out, weights_only=False)
+    ranks = [torch.load(f"{out}.{rank}", weights_only=False) for rank in (0, 1)]
     config = ddpgx_torch.DDPGConfig(batch_size=64, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
     ts = ddpgx_torch.init(100, config, OBS, ACT)  # rank 0's seed
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the workers: the same kernels' summation order
+    skipped = []
     try:
-        for step in range(3):
-            ts, metrics = ddpgx_torch.update(ts, fixed_batch(64, seed=step)._replace(
-                terminated=torch.arange(64) % 3 == 0))
+        for step in range(4):
+            ts, metrics = ddpgx_torch.update(ts, _global_batch(step))
+            skipped.append(float(metrics["skipped_updates"]))
     finally:
         torch.set_num_threads(threads)
-    for name in ("policy", "critic", "target_critic"):
-        for key, value in getattr(ts, name).state_dict().items():
-            torch.testing.assert_close(got[name][key], value, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
-    torch.testing.assert_close(got["mean"], ts.observation_stats.mean, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(got["grad_norm"], metrics["critic_grad_norm"], rtol=1e-5, atol=1e-6)
+    # The NaN in rank 1's half dropped step 2 on both ranks (rank 0's own loss was finite), as in one process.
+    assert skipped == ranks[0]["skipped"] == ranks[1]["skipped"] == [0.0, 0.0, 1.0, 0.0]
+    for got in ranks:
+        for name in ("policy", "critic", "target_critic"):
+            for key, value in getattr(ts, name).state_dict().items():
+                torch.testing.assert_close(got[name][key], value, rtol=1e-5, atol=1e-6, msg=f"{name}.{key}")
+        torch.testing.assert_close(got["mean"], ts.observation_stats.mean, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(got["grad_norm"], metrics["critic_grad_norm"], rtol=1e-5, atol=1e-6)
 
 
 def test_a_skrl_script_launched_by_torchrun_trains_data_parallel(tmp_path):
