@@ -18,20 +18,24 @@ step from there.
   gymnasium's Pendulum-v1, skrl's example settings (OU noise as above) with the same 1,000 random steps, TensorBoard
   and checkpoints off.
 
-Reported per contender: compile time (the first call of the jitted program: tracing and XLA compilation; for skrl,
-its agent's ``init``), training run time (the compiled program alone; for skrl, ``trainer.train()``), environment
-steps per second over the training run, evaluation time, and the mean return of 10 evaluation episodes without
-exploration noise (gymnax Pendulum for ddpgx and rejax, gymnasium's for skrl). Then ddpgx again with a
-:class:`ddpgx.jitted.ProgressLogger` called from inside the program every 1,000 steps (progress lines and TensorBoard
-scalars: the cost of logging), ddpgx once more (the machine's drift over the run), and ddpgx with ``--seeds`` seeds
-(8) vmapped into one program, with the evaluation inside it.
+Reported per contender: compile time (tracing and XLA compilation; for skrl, its agent's set-up), training run time
+(the compiled program alone; for skrl, ``trainer.train()``), environment steps per second over the training run,
+evaluation time, and the mean return of 10 evaluation episodes without exploration noise (gymnax Pendulum for ddpgx
+and rejax, gymnasium's for skrl). Also timed: ddpgx with a :class:`ddpgx.jitted.ProgressLogger` called from inside
+the program every 1,000 steps (progress lines and TensorBoard scalars: the cost of logging), with
+``--eigen-products`` ddpgx and rejax compiled for XLA's Eigen matrix products, and ddpgx with ``--seeds`` seeds (8)
+vmapped into one program, with the evaluation inside it.
 
-Timings on a shared machine are noisy: the report records the load and the CPU time other processes used.
+The compiled programs are timed interleaved: ``--repeats`` rounds (3), each running every program once in an order
+that rotates between rounds, and the speed-up is the median over rounds of the per-round ratio. This machine has slow
+phases (the same program taking 2.7 s or 4.5 s for 3,000 steps, with no other process running); a ratio taken within
+a round is not skewed by them as one taken between programs run minutes apart is. The report records the load and
+the CPU time other processes used.
 
 Usage::
 
     python benchmarks/jitted_loop.py [--timesteps 15000] [--seeds 8] [--skip-rejax] [--skip-skrl] \\
-        [--skip-logging] [--markdown benchmarks/RESULTS.md]
+        [--skip-logging] [--eigen-products] [--markdown benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import platform
 import sys
 import time
 import warnings
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +65,8 @@ from update_throughput import CpuMeter, _cpu_model, _loadavg  # noqa: E402
 # 1,000 uniformly random steps before learning (skrl's example has 100, rejax's default is 2,048): with 100, one
 # seed in eight stays at the bottom for the whole run (vmapped seeds 0-7: -1480; with 1,000 all eight learn).
 BATCH, MEMORY, RANDOM_STEPS, HIDDEN, EVAL_EPISODES = 100, 15_000, 1_000, (400, 300), 10
+# XLA:CPU option (experimental): matrix products on Eigen instead of YNNPACK fusions (``--eigen-products``)
+EIGEN_PRODUCTS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 
 def _version(distribution: str) -> str:
@@ -91,19 +97,35 @@ def ddpgx_settings(timesteps: int, eval_episodes: int, interval: Optional[int] =
                                eval_interval=interval or timesteps, eval_episodes=eval_episodes)
 
 
-def _repeat(fn, repeats: int) -> tuple[Any, list[float]]:
-    """Runs ``fn`` ``repeats`` times (the same compiled program on the same key: the same result); the times."""
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return out, times
+@dataclasses.dataclass
+class Program:
+    """A compiled training run. ``run()`` trains (the same program on the same key: the same result each time) and
+    ``finish(out)`` evaluates the agent it returned: ``{"eval_s": ..., "returns": ...}``."""
+
+    compile_s: float
+    run: Callable[[], Any]
+    finish: Callable[[Any], dict[str, Any]]
+    runs: list[float] = dataclasses.field(default_factory=list)
+    out: Any = None
 
 
-def run_ddpgx(timesteps: int, seed: int = 0, logging: bool = False, repeats: int = 1) -> dict[str, Any]:
+def time_interleaved(programs: dict[str, Program], repeats: int) -> None:
+    """Runs every program once per round, ``repeats`` rounds, rotating the order each round, so that the machine's
+    slow phases (this VM has some that no process on it explains) fall on every contender alike."""
+    names = list(programs)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            print(f"  round {r + 1}/{repeats}: {name}", file=sys.stderr, flush=True)
+            program = programs[name]
+            start = time.perf_counter()
+            program.out = program.run()
+            program.runs.append(time.perf_counter() - start)
+
+
+def prepare_ddpgx(timesteps: int, seed: int = 0, logging: bool = False,
+                  compiler_options: Optional[dict] = None) -> Program:
     """With ``logging``: a ProgressLogger (progress lines to /dev/null, TensorBoard to a temporary directory) called
-    from inside the program every 1,000 steps."""
+    from inside the program every 1,000 steps; ``compiler_options``: XLA options for this program's compilation."""
     env, env_params = _gymnax_pendulum()
     callback, interval = None, None
     if logging:
@@ -116,7 +138,7 @@ def run_ddpgx(timesteps: int, seed: int = 0, logging: bool = False, repeats: int
                              callback=callback)
     key = jax.random.key(seed)
     t0 = time.perf_counter()
-    compiled = jax.jit(train).lower(key).compile()
+    compiled = jax.jit(train).lower(key).compile(compiler_options=compiler_options)
     compile_s = time.perf_counter() - t0
 
     def run():
@@ -125,15 +147,15 @@ def run_ddpgx(timesteps: int, seed: int = 0, logging: bool = False, repeats: int
         jax.effects_barrier()  # the last host callback has run
         return out
 
-    (ts, _), runs = _repeat(run, repeats)
-    if callback is not None:
-        callback.close()
-    t2 = time.perf_counter()
-    evaluate = jax.jit(lambda ts, k: jitted.evaluate(ts, k, env, env_params, EVAL_EPISODES))
-    returns = jax.block_until_ready(evaluate(ts, jax.random.key(10_000)))
-    t3 = time.perf_counter()
-    return dict(compile_s=compile_s, run_s=min(runs), runs=runs, eval_s=t3 - t2, returns=np.asarray(returns),
-                steps_per_s=timesteps / min(runs))
+    def finish(out):
+        if callback is not None:
+            callback.close()
+        t2 = time.perf_counter()
+        evaluate = jax.jit(lambda ts, k: jitted.evaluate(ts, k, env, env_params, EVAL_EPISODES))
+        returns = jax.block_until_ready(evaluate(out[0], jax.random.key(10_000)))
+        return dict(eval_s=time.perf_counter() - t2, returns=np.asarray(returns))
+
+    return Program(compile_s, run, finish)
 
 
 def run_ddpgx_seeds(timesteps: int, seeds: int) -> dict[str, Any]:
@@ -200,7 +222,7 @@ def make_rejax_ddpg():
     return RejaxDDPG
 
 
-def run_rejax(timesteps: int, seed: int = 0, repeats: int = 1) -> dict[str, Any]:
+def prepare_rejax(timesteps: int, seed: int = 0, compiler_options: Optional[dict] = None) -> Program:
     from rejax.evaluate import evaluate
 
     env, env_params = _gymnax_pendulum()
@@ -213,15 +235,16 @@ def run_rejax(timesteps: int, seed: int = 0, repeats: int = 1) -> dict[str, Any]
     algo = algo.replace(eval_callback=lambda algo, ts, rng: jnp.zeros(()))  # evaluation timed separately
     key = jax.random.key(seed)
     t0 = time.perf_counter()
-    compiled = jax.jit(algo.train).lower(key).compile()
+    compiled = jax.jit(algo.train).lower(key).compile(compiler_options=compiler_options)
     compile_s = time.perf_counter() - t0
-    (ts, _), runs = _repeat(lambda: jax.block_until_ready(compiled(key)), repeats)
-    t2 = time.perf_counter()
-    _, returns = jax.block_until_ready(
-        evaluate(algo.make_act(ts), jax.random.key(10_000), env, env_params, EVAL_EPISODES, 200))
-    t3 = time.perf_counter()
-    return dict(compile_s=compile_s, run_s=min(runs), runs=runs, eval_s=t3 - t2, returns=np.asarray(returns),
-                steps_per_s=timesteps / min(runs))
+
+    def finish(out):
+        t2 = time.perf_counter()
+        _, returns = jax.block_until_ready(
+            evaluate(algo.make_act(out[0]), jax.random.key(10_000), env, env_params, EVAL_EPISODES, 200))
+        return dict(eval_s=time.perf_counter() - t2, returns=np.asarray(returns))
+
+    return Program(compile_s, lambda: jax.block_until_ready(compiled(key)), finish)
 
 
 # --------------------------------------------------------------------------- #
@@ -241,11 +264,11 @@ def run_skrl_jax(timesteps: int, seed: int = 0) -> dict[str, Any]:
 # --------------------------------------------------------------------------- #
 # report
 # --------------------------------------------------------------------------- #
-def _row(name: str, r: dict[str, Any], reference: Optional[dict[str, Any]]) -> str:
-    ratio = f"{reference['steps_per_s'] / r['steps_per_s']:.2f}" if reference else "—"
+def _row(name: str, r: dict[str, Any], ratio: Optional[float]) -> str:
     ret = r["returns"]
     runs = " / ".join(f"{t:.1f}" for t in r["runs"])
-    return (f"| {name} | {r['compile_s']:.1f} | {r['run_s']:.1f} ({runs}) | {r['steps_per_s']:.0f} | {ratio} | "
+    speed_up = "—" if ratio is None else f"{ratio:.2f}"
+    return (f"| {name} | {r['compile_s']:.1f} | {r['run_s']:.1f} ({runs}) | {r['steps_per_s']:.0f} | {speed_up} | "
             f"{r.get('eval_s', float('nan')):.2f} | {np.mean(ret):.1f} ± {np.std(ret):.1f} |")
 
 
@@ -256,8 +279,12 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--skip-rejax", action="store_true")
     parser.add_argument("--skip-skrl", action="store_true")
     parser.add_argument("--skip-logging", action="store_true", help="skip the run with host callbacks")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="runs of each compiled program (ddpgx, rejax); the fastest is reported (skrl: 1 run)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="interleaved rounds of the compiled programs (ddpgx, rejax); medians are reported "
+                        "(skrl: 1 run)")
+    parser.add_argument("--eigen-products", action="store_true",
+                        help=f"also run ddpgx and rejax compiled with {EIGEN_PRODUCTS} (XLA's Eigen matrix products "
+                        "instead of its default YNNPACK fusions)")
     parser.add_argument("--markdown", help="append the report to this file")
     args = parser.parse_args(argv)
     if args.timesteps <= RANDOM_STEPS:
@@ -268,40 +295,57 @@ def main(argv: Optional[list[str]] = None) -> None:
         parser.error(f"--seeds={args.seeds} is invalid: expected an integer >= 0")
 
     load_start, meter, started = _loadavg(), CpuMeter(), time.perf_counter()
-    results: dict[str, dict[str, Any]] = {}
+    programs: dict[str, Program] = {}
     cpu_use: dict[str, str] = {}
 
-    def measure(name, fn):
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        m = CpuMeter()
-        results[name] = fn()
-        cpu_use[name] = m.summary()
-        r = results[name]
-        print(f"  {name}: compile {r['compile_s']:.1f} s, run {r['run_s']:.1f} s, {r['steps_per_s']:.0f} steps/s, "
-              f"return {np.mean(r['returns']):.1f}", file=sys.stderr, flush=True)
+    def compile_(name, fn):
+        print(f"compiling {name} ...", file=sys.stderr, flush=True)
+        programs[name] = fn()
 
-    measure("ddpgx jitted loop", lambda: run_ddpgx(args.timesteps, repeats=args.repeats))
+    reference = "ddpgx jitted loop"
+    compile_(reference, lambda: prepare_ddpgx(args.timesteps))
+    rejax_name = "rejax 0.1.3 DDPG (TD3 subclass)"
     if not args.skip_rejax:
         try:
             import rejax  # noqa: F401
         except ImportError:
             print("rejax is not installed (pip install rejax); skipped", file=sys.stderr)
         else:
-            measure("rejax 0.1.3 DDPG (TD3 subclass)", lambda: run_rejax(args.timesteps, repeats=args.repeats))
+            compile_(rejax_name, lambda: prepare_rejax(args.timesteps))
+    if args.eigen_products:
+        compile_("ddpgx jitted loop, Eigen products",
+                 lambda: prepare_ddpgx(args.timesteps, compiler_options=EIGEN_PRODUCTS))
+        if rejax_name in programs:
+            compile_("rejax 0.1.3 DDPG, Eigen products",
+                     lambda: prepare_rejax(args.timesteps, compiler_options=EIGEN_PRODUCTS))
+    if not args.skip_logging:
+        compile_("ddpgx jitted loop + progress/TensorBoard callbacks every 1,000 steps",
+                 lambda: prepare_ddpgx(args.timesteps, logging=True))
+    timing_meter = CpuMeter()
+    time_interleaved(programs, args.repeats)
+    cpu_use["compiled programs, interleaved"] = timing_meter.summary()
+    results: dict[str, dict[str, Any]] = {}
+    base = np.asarray(programs[reference].runs)
+    for name, program in programs.items():
+        run_s = float(np.median(program.runs))
+        results[name] = dict(compile_s=program.compile_s, run_s=run_s, runs=program.runs,
+                             steps_per_s=args.timesteps / run_s, **program.finish(program.out),
+                             ratio=float(np.median(np.asarray(program.runs) / base)))
     if not args.skip_skrl:
         try:
             import skrl  # noqa: F401
         except ImportError:
             print("skrl is not installed (pip install skrl); skipped", file=sys.stderr)
         else:
-            measure("skrl JAX DDPG + SequentialTrainer", lambda: run_skrl_jax(args.timesteps))
-    if not args.skip_logging:
-        measure("ddpgx jitted loop + progress/TensorBoard callbacks every 1,000 steps",
-                lambda: run_ddpgx(args.timesteps, logging=True, repeats=args.repeats))
-    if len(results) > 1:  # ddpgx again at the end: how much the machine drifted during the run
-        measure("ddpgx jitted loop (again, last)", lambda: run_ddpgx(args.timesteps, repeats=args.repeats))
+            print("running skrl JAX ...", file=sys.stderr, flush=True)
+            m = CpuMeter()
+            r = run_skrl_jax(args.timesteps)
+            cpu_use["skrl JAX"] = m.summary()
+            results["skrl JAX DDPG + SequentialTrainer"] = dict(r, ratio=r["run_s"] / results[reference]["run_s"])
     if args.seeds:
-        measure(f"ddpgx, {args.seeds} seeds vmapped", lambda: run_ddpgx_seeds(args.timesteps, args.seeds))
+        m = CpuMeter()
+        results[f"ddpgx, {args.seeds} seeds vmapped"] = run_ddpgx_seeds(args.timesteps, args.seeds)
+        cpu_use["vmapped seeds"] = m.summary()
 
     devices = [str(d) for d in jax.devices()]
     lines = [
@@ -317,19 +361,20 @@ def main(argv: Optional[list[str]] = None) -> None:
         f"- load average at start: {load_start}; at end: {_loadavg()}; total {time.perf_counter() - started:.0f} s",
         f"- CPU use over the whole run: {meter.summary()}",
         "",
-        "| contender | compile s | training run s, fastest (each run) | env steps/s | ddpgx's speed-up | "
+        "| contender | compile s | training run s, median (each run) | env steps/s | ddpgx's speed-up | "
         "eval s (10 episodes) | eval return (mean ± std, 10 episodes) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    reference = results.get("ddpgx jitted loop")
     for name, r in results.items():
         if "vmapped" in name:
             continue
-        lines.append(_row(name, r, reference if not name.startswith("ddpgx") else None))
+        lines.append(_row(name, r, None if name == reference else r["ratio"]))
     lines.append("")
-    lines.append("ddpgx's speed-up: the contender's training run time / ddpgx's (first ddpgx row), i.e. the ratio of "
-                 "env steps/s, from the fastest of the runs of each compiled program (the same program on the same key "
-                 "each time). Compile and evaluation are excluded from the training run time.")
+    lines.append(f"The compiled programs ran interleaved, {args.repeats} rounds in rotating order (the same program on "
+                 "the same key each time). ddpgx's speed-up: the median over rounds of the contender's training run "
+                 "time / ddpgx's in the same round (for skrl, run once after the rounds: its time / ddpgx's median; "
+                 "for ddpgx's own variants, their time relative to the plain ddpgx row). "
+                 "Compile and evaluation are excluded from the training run time.")
     for name, r in results.items():
         if "vmapped" in name:
             per_seed = r["returns"].mean(axis=1)
