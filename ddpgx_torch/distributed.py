@@ -52,15 +52,15 @@ def join(device: torch.device) -> int:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
-    rank, _, size = launch_env()
+    rank, local_rank, size = launch_env()
     if size == 1:
         return 1
     if not dist.is_available():
         raise RuntimeError(f"WORLD_SIZE={size} asks for a distributed run, but this torch build has no "
                            "torch.distributed")
     backend = "nccl" if device.type == "cuda" and dist.is_nccl_available() else "gloo"
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    if device.type == "cuda":  # "cuda" without an index: this process's GPU, LOCAL_RANK (as torchrun intends)
+        torch.cuda.set_device(device.index if device.index is not None else local_rank)
     dist.init_process_group(backend, init_method="env://", rank=rank, world_size=size)
     return size
 
