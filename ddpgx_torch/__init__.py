@@ -8,11 +8,13 @@ The functional core mirrors ``ddpgx`` one to one::
 
 with a preallocated replay memory (and sequence sampling for recurrent policies) in :mod:`ddpgx_torch.replay`,
 exploration noise in :mod:`ddpgx_torch.noise`, the running standard scaler in :mod:`ddpgx_torch.scaler`, default
-networks in :mod:`ddpgx_torch.networks` and JAX <-> torch weight conversion in :mod:`ddpgx_torch.convert`.
+networks in :mod:`ddpgx_torch.networks`, JAX <-> torch weight conversion in :mod:`ddpgx_torch.convert`, and
+``torchrun`` support in :mod:`ddpgx_torch.distributed`.
 """
 
 from ddpgx_torch import (
     convert,
+    distributed,
     envs,
     losses,
     memories,
@@ -61,6 +63,7 @@ __all__ = [
     "Transition",
     "act",
     "convert",
+    "distributed",
     "init",
     "losses",
     "networks",
