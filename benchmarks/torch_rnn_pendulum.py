@@ -72,10 +72,11 @@ def make_agent(cell: str, env, *, hidden: int, sequence_length: int, learning_st
 
 
 def train_skrl(cell: str, env, timesteps: int, *, hidden: int, sequence_length: int, learning_starts: int,
-               batch_size: int = 100) -> tuple[dict, list[float]]:
+               batch_size: int = 100) -> tuple[dict, list[float], float]:
     """skrl's ``DDPG_RNN``, memory, OU noise and trainer on :func:`make_models`' networks with the same settings;
-    returns the trained policy and critic and the training episodes' returns (skrl's trainer does not report them:
-    they are summed from the wrapped environment's rewards)."""
+    returns the trained policy and critic, the training episodes' returns (skrl's trainer does not report them:
+    they are summed from the wrapped environment's rewards) and the seconds of ``trainer.train()`` alone (set-up
+    excluded, as in the ddpgx_torch rows)."""
     import copy
 
     from skrl.agents.torch.ddpg import DDPG_CFG as SkrlCfg
@@ -111,9 +112,12 @@ def train_skrl(cell: str, env, timesteps: int, *, hidden: int, sequence_length: 
         agent = SkrlDDPG_RNN(models=models, memory=SkrlMemory(memory_size=MEMORY_SIZE, num_envs=1, device=device),
                              cfg=cfg, observation_space=skrl_env.observation_space, action_space=skrl_env.action_space,
                              device=device)
-        SkrlTrainer(cfg={"timesteps": timesteps, "headless": True, "disable_progressbar": True,
-                         "close_environment_at_exit": False}, env=skrl_env, agents=[agent]).train()
-    return nets, returns
+        trainer = SkrlTrainer(cfg={"timesteps": timesteps, "headless": True, "disable_progressbar": True,
+                                   "close_environment_at_exit": False}, env=skrl_env, agents=[agent])
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    return nets, returns, seconds
 
 
 def train(agent, env, timesteps: int, seed: int = 0) -> list[float]:
@@ -136,11 +140,9 @@ def run(cell: str, seed: int, timesteps: int, hidden: int, sequence_length: int,
     np.random.seed(seed)
     env = make_env()
     kw = dict(hidden=hidden, sequence_length=sequence_length, learning_starts=learning_starts)
-    start = time.perf_counter()
     if cell.startswith("skrl-"):
         env.reset(seed=seed)
-        models, returns = train_skrl(cell.removeprefix("skrl-"), env, timesteps, **kw)
-        seconds = time.perf_counter() - start
+        models, returns, seconds = train_skrl(cell.removeprefix("skrl-"), env, timesteps, **kw)
         agent = make_agent(cell, env, **kw, models=models)  # evaluated as the ddpgx_torch agents are
     else:
         agent = make_agent(cell, env, **kw)
