@@ -491,9 +491,13 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
     non-finite (their mean is then non-finite too).
     """
     spec, config = ts.spec, ts.spec.config
-    if guard and spec.world_size == 1 and not bool(torch.isfinite(loss)):  # one host sync per check
+    if guard and spec.world_size == 1 and not math.isfinite(loss.item()):  # one host sync per check
         return False
     all_grads = torch.autograd.grad(ts.grad_scaler.scale(loss), params, allow_unused=True)
+    # torch.autograd.grad hands gradients back in whatever layout the backward made (einsum's and bmm's weight
+    # gradients come out transposed); fused Adam and the collectives read them as laid out like the parameter.
+    all_grads = [g if g is None or g.stride() == p.stride() else torch.empty_like(p).copy_(g)
+                 for p, g in zip(params, all_grads, strict=True)]
     grads = [g for g in all_grads if g is not None]
     if spec.world_size > 1:
         mean_loss = loss.detach().float().reshape(1)
