@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -278,7 +279,8 @@ def _policy_actions(spec, module, obs, states, extras, role) -> tuple[torch.Tens
     if actions.shape[0] != n or actions.numel() != n * spec.action.size:
         raise ValueError(f"the {role} returned actions of shape {tuple(actions.shape)}, expected "
                          f"{(n,) + spec.action.shape}")
-    return actions.reshape(n, spec.action.size), outputs
+    # (a reshape to the same shape would still add a node to the autograd graph)
+    return (actions if actions.shape == (n, spec.action.size) else actions.reshape(n, spec.action.size)), outputs
 
 
 def _critic_values(spec, module, obs, states, actions, extras, role) -> torch.Tensor:
@@ -290,7 +292,7 @@ def _critic_values(spec, module, obs, states, actions, extras, role) -> torch.Te
     n = obs.shape[0]
     if q.shape not in ((n,), (n, 1)):
         raise ValueError(f"the {role} returned values of shape {tuple(q.shape)}, expected ({n},)")
-    return q.reshape(n)
+    return q if q.dim() == 1 else q.reshape(n)
 
 
 def _standardize(config: DDPGConfig, stats: scaler.ScalerState, x: torch.Tensor, enabled: bool) -> torch.Tensor:
@@ -701,10 +703,12 @@ def update_from_replay(
     for _ in range(config.gradient_steps):
         batch = replay_lib.sample(buffer, train_state.generator, config.batch_size, length)
         lead = tuple(batch.terminated.shape[: 1 + (length > 1)])
-        truncated = batch.truncated if batch.truncated is not None else torch.zeros_like(batch.terminated)
+        truncated = None
+        if spec.rnn is not None:  # only the recurrent core reads the truncation flags (to reset hidden states)
+            truncated = batch.truncated if batch.truncated is not None else torch.zeros_like(batch.terminated)
+            truncated = truncated.reshape(lead).float()
         batch = batch._replace(rewards=batch.rewards.reshape(lead).float(),
-                               terminated=batch.terminated.reshape(lead).float(),
-                               truncated=truncated.reshape(lead).float())
+                               terminated=batch.terminated.reshape(lead).float(), truncated=truncated)
         metrics_list.append(_gradient_step(train_state, batch))
     if len(metrics_list) == 1:
         return train_state, metrics_list[0]

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ddpgx_torch import linear
 from ddpgx_torch.linear import Linear
 from ddpgx_torch.models import DeterministicMixin, Model
 
@@ -34,12 +35,7 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(Linear(n, m) for n, m in zip(sizes[:-1], sizes[1:], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < last:
-                x = torch.relu(x)
-        return x
+        return linear.mlp(x, self.layers)  # one autograd node on the CPU (ddpgx_torch.linear)
 
 
 class DeterministicPolicy(nn.Module):
@@ -64,7 +60,8 @@ class DeterministicPolicy(nn.Module):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         u = torch.tanh(self.mlp(observations))
         actions = torch.addcmul(self.low, u + 1.0, self.half_range)
-        return actions.reshape(observations.shape[:-1] + self.action_shape)
+        shape = observations.shape[:-1] + self.action_shape
+        return actions if actions.shape == shape else actions.reshape(shape)
 
 
 class QFunction(nn.Module):
@@ -75,7 +72,7 @@ class QFunction(nn.Module):
         self.mlp = MLP(int(input_size) + int(action_size), hidden_sizes, 1)
 
     def forward(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.mlp(torch.cat([inputs, actions.to(inputs.dtype)], dim=-1))[..., 0]
+        return self.mlp(torch.cat([inputs, actions.to(inputs.dtype)], dim=-1)).squeeze(-1)
 
 
 class _Recurrent(nn.Module):

@@ -138,7 +138,10 @@ def sample_indexes(
     else:  # distinct entries (a batch larger than the candidates is capped at their number, as in skrl)
         starts = torch.randperm(candidates, generator=generator, device=gen_device)[:batch_size]
     starts = starts.to(device)
-    offset, env = starts // buffer.num_envs, starts % buffer.num_envs
+    if buffer.num_envs == 1:  # fewer operations on the common single-environment path
+        offset, env = starts, torch.zeros_like(starts)
+    else:
+        offset, env = starts // buffer.num_envs, starts % buffer.num_envs
     oldest = buffer.position if buffer.size == buffer.rows else 0
     if sequence_length == 1:
         rows = ((oldest + offset) % buffer.rows).unsqueeze(1)
@@ -150,7 +153,7 @@ def sample_indexes(
 
 def gather(buffer: ReplayState, rows: torch.Tensor, envs: torch.Tensor, sequence: bool) -> Transition:
     """The transitions at ``(rows, envs)``: leaves ``[batch, ...]``, or ``[batch, L, ...]`` if ``sequence``."""
-    flat = (rows * buffer.num_envs + envs).reshape(-1)
+    flat = (rows if buffer.num_envs == 1 else rows * buffer.num_envs + envs).reshape(-1)
     lead = tuple(rows.shape) if sequence else (rows.shape[0],)
 
     def take(x):

@@ -116,6 +116,68 @@ def test_default_networks_use_onednn_and_the_policy_step_skips_the_critics_weigh
     assert all(p.requires_grad for p in ts.critic.parameters())  # unfrozen again
 
 
+def _mlp_pair(sizes, seed=0):
+    """A default-network MLP and the same layers as a plain nn.Sequential (torch's autograd, layer by layer)."""
+    torch.manual_seed(seed)
+    mlp = networks.MLP(sizes[0], sizes[1:-1], sizes[-1])
+    layers = []
+    for layer in mlp.layers:
+        plain = torch.nn.Linear(layer.in_features, layer.out_features)
+        plain.load_state_dict(layer.state_dict())
+        layers += [plain, torch.nn.ReLU()]
+    return mlp, torch.nn.Sequential(*layers[:-1])
+
+
+@pytest.mark.parametrize("sizes", [(4, 400, 300, 1), (3, 32, 16, 2)])
+def test_fused_mlp_matches_torch_layer_by_layer(sizes, monkeypatch):
+    mlp, reference = _mlp_pair(sizes)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(64, sizes[0], generator=g, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    calls = _calls(monkeypatch) if linear.available() else []
+    y, y_ref = mlp(x), reference(x_ref)
+    assert y.grad_fn is not None and type(y.grad_fn).__name__ == "_FusedMLPBackward"  # one node for the MLP
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    weights = torch.randn(y.shape, generator=g)
+    grads = torch.autograd.grad((y * weights).sum(), [x, *mlp.parameters()])
+    grads_ref = torch.autograd.grad((y_ref * weights).sum(), [x_ref, *reference.parameters()])
+    for a, b in zip(grads, grads_ref, strict=True):
+        assert a.shape == b.shape and a.is_contiguous()
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    if linear.available():  # the 400x300 layer: forward, weight gradient and input gradient on oneDNN
+        assert len(calls) == (3 if sizes[1] == 400 else 0)
+
+    # a frozen MLP (the critic in the policy step) gives the input's gradient only, without weight products
+    mlp.requires_grad_(False)
+    reference.requires_grad_(False)
+    del calls[:]
+    (gx,) = torch.autograd.grad((mlp(x) * weights).sum(), [x])
+    (gx_ref,) = torch.autograd.grad((reference(x_ref) * weights).sum(), [x_ref])
+    torch.testing.assert_close(gx, gx_ref, rtol=1e-5, atol=1e-5)
+    if linear.available():
+        assert len(calls) == (2 if sizes[1] == 400 else 0)
+
+    # without gradients (the target networks) no autograd node is made; leading dimensions are kept
+    with torch.no_grad():
+        y3 = mlp(x.detach().reshape(4, 16, sizes[0]))
+    assert y3.grad_fn is None and y3.shape == (4, 16, sizes[-1])
+    torch.testing.assert_close(y3.reshape(64, -1), y_ref.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_mlp_goes_layer_by_layer_for_hooks_autocast_and_other_dtypes():
+    mlp, reference = _mlp_pair((4, 400, 300, 1))
+    x = torch.randn(32, 4)
+    seen = []
+    handle = mlp.layers[1].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    y = mlp(x)
+    assert seen == [(32, 300)] and type(y.grad_fn).__name__ != "_FusedMLPBackward"  # the hook ran
+    handle.remove()
+    torch.testing.assert_close(y, reference(x), rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert mlp(x).dtype == torch.bfloat16
+    torch.testing.assert_close(mlp.double()(x.double()), reference.double()(x.double()))
+
+
 def test_direct_fused_adam_step_equals_adam_step_bit_for_bit():
     obs = gymnasium.spaces.Box(-1.0, 1.0, (3,))
     act = gymnasium.spaces.Box(-2.0, 2.0, (1,))
@@ -192,3 +254,43 @@ def test_use_onednn_switches_plain_linears_of_a_users_model_in_place(monkeypatch
     assert len(calls) == 1  # the 400x300 layer; the others are small
     with pytest.raises(ValueError, match="torch.nn.Module"):
         linear.use_onednn("not a module")
+
+
+class _EinsumPolicy(torch.nn.Module):
+    """A user's policy written with einsum, whose weight gradients come out transposed (not contiguous)."""
+
+    def __init__(self, reference: networks.DeterministicPolicy):
+        super().__init__()
+        self.weights = torch.nn.ParameterList(layer.weight.detach().clone() for layer in reference.mlp.layers)
+        self.biases = torch.nn.ParameterList(layer.bias.detach().clone() for layer in reference.mlp.layers)
+
+    def forward(self, obs):
+        h = obs
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.einsum("bi,oi->bo", h, w) + b
+            h = torch.relu(h) if i < len(self.weights) - 1 else torch.tanh(h) * 2.0
+        return h
+
+
+def test_the_optimizer_steps_are_right_for_gradients_that_come_out_transposed():
+    # torch's fused Adam reads a gradient as if laid out like its parameter; torch.autograd.grad hands back
+    # einsum's weight gradients transposed (torch only fixes the layout when accumulating into .grad).
+    obs = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    act = gymnasium.spaces.Box(-2.0, 2.0, (1,))
+    torch.manual_seed(0)
+    plain = networks.DeterministicPolicy(3, [-2.0], [2.0], (1,), (32, 16))
+    critic = networks.QFunction(3, 1, (32, 16))
+    config = ddpgx_torch.DDPGConfig(batch_size=16)
+    reference = ddpgx_torch.init(0, config, obs, act, policy=plain, critic=copy.deepcopy(critic))
+    ts = ddpgx_torch.init(0, config, obs, act, policy=_EinsumPolicy(plain), critic=copy.deepcopy(critic))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):  # the first step goes through Adam.step, the others through the direct fused step
+        batch = ddpgx_torch.Transition(
+            observations=torch.randn(16, 3, generator=g), actions=torch.rand(16, 1, generator=g) * 4 - 2,
+            rewards=torch.randn(16, generator=g), next_observations=torch.randn(16, 3, generator=g),
+            terminated=torch.zeros(16))
+        ddpgx_torch.update(reference, batch)
+        ddpgx_torch.update(ts, batch)
+    for layer, w, b in zip(reference.policy.mlp.layers, ts.policy.weights, ts.policy.biases, strict=True):
+        torch.testing.assert_close(w, layer.weight, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b, layer.bias, rtol=1e-5, atol=1e-6)
