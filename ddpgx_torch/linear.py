@@ -146,9 +146,9 @@ def _onednn_layer(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and _linear_op() is not None)
 
 
-def _mlp_forward(x: torch.Tensor, params: Sequence[torch.Tensor], keep: bool) -> tuple[torch.Tensor, list]:
-    """The MLP's output for 2-d ``x`` and ``params = (w0, b0, w1, b1, ...)``; with ``keep`` also its hidden
-    activations (after the ReLU), which the backward pass reads."""
+def mlp_forward(x: torch.Tensor, params: Sequence[torch.Tensor], keep: bool = False) -> tuple[torch.Tensor, list]:
+    """A float32 CPU ReLU MLP's output for 2-d ``x`` and ``params = (w0, b0, w1, b1, ...)``, computed without
+    autograd; with ``keep`` also its hidden activations (after the ReLU), which :func:`mlp_backward` reads."""
     hidden, h, last = [], x, len(params) // 2 - 1
     for i in range(last + 1):
         weight, bias = params[2 * i], params[2 * i + 1]
@@ -163,12 +163,39 @@ def _mlp_forward(x: torch.Tensor, params: Sequence[torch.Tensor], keep: bool) ->
     return h, hidden
 
 
+def mlp_backward(x: torch.Tensor, hidden: Sequence[torch.Tensor], weights: Sequence[torch.Tensor],
+                 grad_y: torch.Tensor, needs: Sequence[bool]) -> list[Optional[torch.Tensor]]:
+    """The vector-Jacobian product of :func:`mlp_forward`: ``[dx, dw0, db0, dw1, db1, ...]`` for the cotangent
+    ``grad_y`` of its output, each None where ``needs`` (the same layout) is False."""
+    layers = len(weights)
+    inputs = (x, *hidden)  # inputs[i]: layer i's input
+    grads: list[Optional[torch.Tensor]] = [None] * (1 + 2 * layers)
+    # propagate below layer i only while something below it needs a gradient
+    below = [needs[0] or any(needs[1:1 + 2 * i]) for i in range(layers)]
+    g = grad_y
+    for i in range(layers - 1, -1, -1):
+        h, weight = inputs[i], weights[i]
+        onednn = _onednn_layer(h, weight)
+        if needs[1 + 2 * i]:  # dL/dW = g^T h
+            grads[1 + 2 * i] = _linear_op()(g.t(), h.t(), None, "none", [], "") if onednn else g.t().mm(h)
+        if needs[2 + 2 * i]:
+            grads[2 + 2 * i] = g.sum(0)
+        if not below[i]:
+            break
+        g = _linear_op()(g, weight.t(), None, "none", [], "") if onednn else g.mm(weight)
+        if i > 0:  # through the ReLU that made h
+            g = torch.ops.aten.threshold_backward(g, h, 0)
+    if needs[0]:
+        grads[0] = g
+    return grads
+
+
 class _FusedMLP(torch.autograd.Function):
     """A ReLU MLP ``(x, w0, b0, w1, b1, ...) -> y`` as one autograd node (see the module docstring)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
-        y, hidden = _mlp_forward(x, params, keep=True)
+        y, hidden = mlp_forward(x, params, keep=True)
         ctx.save_for_backward(x, *hidden, *params[0::2])
         return y
 
@@ -177,35 +204,27 @@ class _FusedMLP(torch.autograd.Function):
     def backward(ctx, grad_y: torch.Tensor):
         saved = ctx.saved_tensors
         layers = (len(saved) + 1) // 2
-        inputs, weights = saved[:layers], saved[layers:]  # inputs[i]: layer i's input (x, then the activations)
-        needs = ctx.needs_input_grad
-        grads: list[Optional[torch.Tensor]] = [None] * (1 + 2 * layers)
-        # propagate below layer i only while something below it needs a gradient
-        below = [needs[0] or any(needs[1:1 + 2 * i]) for i in range(layers)]
-        g = grad_y
-        for i in range(layers - 1, -1, -1):
-            h, weight = inputs[i], weights[i]
-            onednn = _onednn_layer(h, weight)
-            if needs[1 + 2 * i]:  # dL/dW = g^T h
-                grads[1 + 2 * i] = _linear_op()(g.t(), h.t(), None, "none", [], "") if onednn else g.t().mm(h)
-            if needs[2 + 2 * i]:
-                grads[2 + 2 * i] = g.sum(0)
-            if not below[i]:
-                break
-            g = _linear_op()(g, weight.t(), None, "none", [], "") if onednn else g.mm(weight)
-            if i > 0:  # through the ReLU that made h
-                g = torch.ops.aten.threshold_backward(g, h, 0)
-        if needs[0]:
-            grads[0] = g
-        return tuple(grads)
+        return tuple(mlp_backward(saved[0], saved[1:layers], saved[layers:], grad_y, ctx.needs_input_grad))
 
 
-def _has_hooks(layers: Sequence[nn.Module]) -> bool:
+def has_hooks(layers: Sequence[nn.Module]) -> bool:
+    """Whether any of these modules, or every module (global hooks), has a forward or backward hook."""
     if (module_hooks._global_forward_hooks or module_hooks._global_forward_pre_hooks
             or module_hooks._global_backward_hooks or module_hooks._global_backward_pre_hooks):
         return True
     return any(layer._forward_hooks or layer._forward_pre_hooks or layer._backward_hooks
                or layer._backward_pre_hooks for layer in layers)
+
+
+def fused_params(x: torch.Tensor, layers: Sequence[nn.Module]) -> Optional[list[torch.Tensor]]:
+    """The layers' parameters ``[w0, b0, w1, b1, ...]`` when the fused float32 CPU MLP applies to input ``x``
+    (float32 CPU input and parameters, biases, no autocast, no module hooks on the layers), else None."""
+    params = [p for layer in layers for p in (layer.weight, layer.bias)]
+    f32 = torch.float32  # dtypes are singletons: `is` is the cheap test (this runs on every network call)
+    if (x.dtype is not f32 or not x.is_cpu or x.dim() < 1 or torch.is_autocast_enabled("cpu")
+            or not all(p is not None and p.dtype is f32 and p.is_cpu for p in params) or has_hooks(layers)):
+        return None
+    return params
 
 
 def mlp(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
@@ -214,10 +233,8 @@ def mlp(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
     Other devices and dtypes, autocast, layers without a bias and layers with module hooks go through the
     layers' own ``forward`` calls (results equal to float32 rounding either way, tested).
     """
-    params = [p for layer in layers for p in (layer.weight, layer.bias)]
-    f32 = torch.float32  # dtypes are singletons: `is` is the cheap test (this runs on every network call)
-    if (x.dtype is not f32 or not x.is_cpu or x.dim() < 1 or torch.is_autocast_enabled("cpu")
-            or not all(p is not None and p.dtype is f32 and p.is_cpu for p in params) or _has_hooks(layers)):
+    params = fused_params(x, layers)
+    if params is None:
         last = len(layers) - 1
         for i, layer in enumerate(layers):
             x = layer(x)
@@ -228,5 +245,5 @@ def mlp(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
     if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params)):
         y = _FusedMLP.apply(x2, *params)
     else:
-        y, _ = _mlp_forward(x2, params, keep=False)
+        y, _ = mlp_forward(x2, params)
     return y if x.dim() == 2 else y.reshape(*x.shape[:-1], y.shape[-1])

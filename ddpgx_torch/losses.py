@@ -45,3 +45,22 @@ def policy_loss(q_of_policy_tm1: torch.Tensor) -> tuple[torch.Tensor, dict[str, 
     """
     q = q_of_policy_tm1.float()
     return -torch.mean(q), {"q_policy": q.detach()}
+
+
+# The losses' gradients with respect to the critic's values, for networks that pull gradients back themselves
+# (ddpgx_torch.networks' value_and_pullback) instead of through autograd; the same numbers as autograd's backward
+# of the functions above (mse_loss_backward is 2 (q - y) / n; the mean's is 1 / n).
+
+
+def critic_loss_grad(q_tm1: torch.Tensor, target_tm1: torch.Tensor) -> torch.Tensor:
+    """d critic_loss / d q_tm1 ``= 2 (q_tm1 - target_tm1) / n``."""
+    q = q_tm1.float()
+    return torch.ops.aten.mse_loss_backward(torch.ones((), dtype=q.dtype, device=q.device), q,
+                                            target_tm1.detach(), 1)  # reduction 1: mean
+
+
+def policy_loss_grad(q_of_policy_tm1: torch.Tensor) -> torch.Tensor:
+    """d policy_loss / d q ``= -1 / n`` for each value."""
+    q = q_of_policy_tm1.float()
+    return torch.full_like(q, -1.0 / q.numel())
+

@@ -37,6 +37,24 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear.mlp(x, self.layers)  # one autograd node on the CPU (ddpgx_torch.linear)
 
+    def value_and_pullback(self, x: torch.Tensor, *, wrt_params: bool = True, wrt_inputs: bool = False):
+        """``(y, pullback)`` for a 2-d float32 CPU ``x``, without autograd: ``y = self(x)`` and
+        ``pullback(dy) -> (parameter gradients [w0, b0, ...] or None, input gradient or None)``, the products of
+        the fused MLP's own backward. None where the fused path does not apply (see :func:`linear.fused_params`)."""
+        params = linear.fused_params(x, self.layers)
+        if params is None or x.dim() != 2:
+            return None
+        with torch.no_grad():
+            y, hidden = linear.mlp_forward(x, params, keep=True)
+        needs = (wrt_inputs,) + (wrt_params,) * len(params)
+
+        def pullback(dy: torch.Tensor):
+            with torch.no_grad():
+                grads = linear.mlp_backward(x, hidden, params[0::2], dy, needs)
+            return (grads[1:] if wrt_params else None), grads[0]
+
+        return y, pullback
+
 
 class DeterministicPolicy(nn.Module):
     """``mu(s) = low + (tanh(MLP(s)) + 1) / 2 * (high - low)``, reshaped to the action shape."""
@@ -63,6 +81,25 @@ class DeterministicPolicy(nn.Module):
         shape = observations.shape[:-1] + self.action_shape
         return actions if actions.shape == shape else actions.reshape(shape)
 
+    def value_and_pullback(self, observations: torch.Tensor):
+        """``(actions [B, action_size], pullback)`` without autograd (see :meth:`MLP.value_and_pullback`):
+        ``pullback(d_actions) -> parameter gradients`` in ``self.parameters()`` order; None where it does not
+        apply. The same operations as autograd's backward of :meth:`forward`, so the same numbers."""
+        out = self.mlp.value_and_pullback(observations)
+        if out is None:
+            return None
+        z, mlp_pullback = out
+        with torch.no_grad():
+            u = torch.tanh(z)
+            actions = torch.addcmul(self.low, u + 1.0, self.half_range)
+
+        def pullback(d_actions: torch.Tensor) -> list:
+            with torch.no_grad():
+                dz = torch.ops.aten.tanh_backward(d_actions * self.half_range, u)
+            return mlp_pullback(dz)[0]
+
+        return actions, pullback
+
 
 class QFunction(nn.Module):
     """``Q(s, a) = MLP(concat(s, a))``, one value per sample."""
@@ -73,6 +110,24 @@ class QFunction(nn.Module):
 
     def forward(self, inputs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([inputs, actions.to(inputs.dtype)], dim=-1)).squeeze(-1)
+
+    def value_and_pullback(self, inputs: torch.Tensor, actions: torch.Tensor, *, wrt_params: bool = True,
+                           wrt_actions: bool = False):
+        """``(q [B], pullback)`` without autograd (see :meth:`MLP.value_and_pullback`):
+        ``pullback(dq [B]) -> (parameter gradients or None, action gradient [B, action_size] or None)``; None
+        where it does not apply."""
+        out = self.mlp.value_and_pullback(torch.cat([inputs, actions.to(inputs.dtype)], dim=-1),
+                                          wrt_params=wrt_params, wrt_inputs=wrt_actions)
+        if out is None:
+            return None
+        q, mlp_pullback = out
+        split = inputs.shape[-1]
+
+        def pullback(dq: torch.Tensor):
+            grads, d_inputs = mlp_pullback(dq.unsqueeze(-1))
+            return grads, (None if d_inputs is None else d_inputs[:, split:])
+
+        return q.squeeze(-1), pullback
 
 
 class _Recurrent(nn.Module):

@@ -294,3 +294,99 @@ def test_the_optimizer_steps_are_right_for_gradients_that_come_out_transposed():
     for layer, w, b in zip(reference.policy.mlp.layers, ts.policy.weights, ts.policy.biases, strict=True):
         torch.testing.assert_close(w, layer.weight, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(b, layer.bias, rtol=1e-5, atol=1e-6)
+
+
+def _path_spy(monkeypatch) -> list:
+    taken = []
+    decide = core._explicit_gradients
+
+    def spy(*args):
+        taken.append(decide(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(core, "_explicit_gradients", spy)
+    return taken
+
+
+def _default_pair(config, seed=0):
+    obs = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    act = gymnasium.spaces.Box(-2.0, 2.0, (1,))
+    ts = ddpgx_torch.init(seed, config, obs, act)
+    return ts, copy.deepcopy(ts)
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.5])
+def test_explicit_gradients_equal_autograd_on_the_default_networks(clip, monkeypatch):
+    config = ddpgx_torch.DDPGConfig(batch_size=64, grad_norm_clip=clip, observation_preprocessor=True)
+    explicit, autograd = _default_pair(config)
+    taken = _path_spy(monkeypatch)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        batch = ddpgx_torch.Transition(
+            observations=torch.randn(64, 3, generator=g), actions=torch.rand(64, 1, generator=g) * 4 - 2,
+            rewards=torch.randn(64, generator=g), next_observations=torch.randn(64, 3, generator=g),
+            terminated=(torch.rand(64, generator=g) < 0.1).float())
+        monkeypatch.setattr(core, "EXPLICIT_GRADIENTS", True)
+        _, m_explicit = ddpgx_torch.update(explicit, batch)
+        monkeypatch.setattr(core, "EXPLICIT_GRADIENTS", False)
+        _, m_autograd = ddpgx_torch.update(autograd, batch)
+        assert sorted(m_explicit) == sorted(m_autograd)
+        for name, value in m_autograd.items():
+            torch.testing.assert_close(m_explicit[name], value, rtol=1e-6, atol=1e-6, msg=name)
+    assert taken == [True, False] * 4
+    for role in ("policy", "critic", "target_policy", "target_critic"):
+        for a, b in zip(getattr(explicit, role).parameters(), getattr(autograd, role).parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=role)
+    assert explicit.step == autograd.step == 4
+
+
+def test_explicit_gradients_step_aside_where_they_do_not_apply(monkeypatch):
+    taken = _path_spy(monkeypatch)
+    g = torch.Generator().manual_seed(0)
+    batch = ddpgx_torch.Transition(
+        observations=torch.randn(32, 3, generator=g), actions=torch.rand(32, 1, generator=g) * 4 - 2,
+        rewards=torch.randn(32, generator=g), next_observations=torch.randn(32, 3, generator=g),
+        terminated=torch.zeros(32))
+    ts, _ = _default_pair(ddpgx_torch.DDPGConfig(batch_size=32))
+    ddpgx_torch.update(ts, batch)
+    seen = []
+    handle = ts.critic.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    ddpgx_torch.update(ts, batch)  # a hook must run, so the critic is called as a module
+    handle.remove()
+    assert seen == [(32,), (32,)]  # the critic step and the policy step (target networks are other modules)
+    ts.policy.mlp.layers[0].requires_grad_(False)  # a frozen layer: autograd skips it
+    before = ts.policy.mlp.layers[0].weight.clone()
+    ddpgx_torch.update(ts, batch)
+    assert torch.equal(ts.policy.mlp.layers[0].weight, before)
+    ts.policy.mlp.layers[0].requires_grad_(True)
+
+    class Policy(networks.DeterministicPolicy):  # a subclass may have a forward of its own
+        pass
+
+    sub = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=32), gymnasium.spaces.Box(-1.0, 1.0, (3,)),
+                           gymnasium.spaces.Box(-2.0, 2.0, (1,)), policy=Policy(3, [-2.0], [2.0], (1,)))
+    ddpgx_torch.update(sub, batch)
+    amp, _ = _default_pair(ddpgx_torch.DDPGConfig(batch_size=32, mixed_precision=True))
+    ddpgx_torch.update(amp, batch)
+    assert taken == [True, False, False, False, False]
+
+
+def test_a_frozen_network_part_stays_as_it_is_with_clipping_too():
+    obs = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    act = gymnasium.spaces.Box(-2.0, 2.0, (1,))
+    ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=16, grad_norm_clip=1.0), obs, act,
+                          policy=_EinsumPolicy(networks.DeterministicPolicy(3, [-2.0], [2.0], (1,), (32, 16))))
+    ts.policy.weights[0].requires_grad_(False)
+    ts.critic.requires_grad_(False)  # everything of the critic: its step changes nothing
+    frozen = [ts.policy.weights[0].clone(), *(p.clone() for p in ts.critic.parameters())]
+    trained = ts.policy.weights[1].clone()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        _, metrics = ddpgx_torch.update(ts, ddpgx_torch.Transition(
+            observations=torch.randn(16, 3, generator=g), actions=torch.rand(16, 1, generator=g) * 4 - 2,
+            rewards=torch.randn(16, generator=g), next_observations=torch.randn(16, 3, generator=g),
+            terminated=torch.zeros(16)))
+    for before, after in zip(frozen, [ts.policy.weights[0], *ts.critic.parameters()], strict=True):
+        assert torch.equal(before, after)
+    assert not torch.equal(trained, ts.policy.weights[1])
+    assert torch.isnan(metrics["critic_grad_norm"]) and torch.isfinite(metrics["policy_grad_norm"])

@@ -24,6 +24,25 @@ import ddpgx_torch  # noqa: E402
 from ddpgx_torch import convert  # noqa: E402
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (ref.OBS,), np.float32)
+
+
+@pytest.fixture(params=["explicit", "autograd"])
+def gradients(request, monkeypatch):
+    """Both ways ddpgx_torch computes gradients on its built-in networks: their own pullbacks (the default) and
+    autograd (what any other model gets); the fixture's value is the list of paths the steps took."""
+    from ddpgx_torch import core
+
+    monkeypatch.setattr(core, "EXPLICIT_GRADIENTS", request.param == "explicit")
+    taken = []
+    decide = core._explicit_gradients
+
+    def spy(*args):
+        taken.append("explicit" if decide(*args) else "autograd")
+        return taken[-1] == "explicit"
+
+    monkeypatch.setattr(core, "_explicit_gradients", spy)
+    yield taken
+    assert taken and set(taken) == {request.param}, taken
 ACT_SPACE = gymnasium.spaces.Box(ref.LOW.astype(np.float32), ref.HIGH.astype(np.float32), (ref.ACT,), np.float32)
 
 
@@ -60,7 +79,7 @@ def torch_batch(batch: ddpgx.Transition) -> ddpgx_torch.Transition:
 
 
 @pytest.mark.parametrize("case", sorted(ref.CASES))
-def test_update_matches_jax_and_numpy_reference(case):
+def test_update_matches_jax_and_numpy_reference(case, gradients):
     kwargs, calls = ref.CASES[case]
     jts, tts = make_pair(kwargs)
     lr_policy, lr_critic = jts.spec.config.learning_rates
@@ -96,7 +115,7 @@ def test_update_matches_jax_and_numpy_reference(case):
                                    rtol=1e-5)
 
 
-def test_gradient_steps_and_state_space_match_jax():
+def test_gradient_steps_and_state_space_match_jax(gradients):
     """gradient_steps=2 on a [2, B] batch with a state space feeding the critic: same weights and metrics.
 
     (Small networks, as in the NumPy reference test: with 400-300 networks a ReLU pre-activation within float32
