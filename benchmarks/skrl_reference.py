@@ -266,13 +266,13 @@ def _build_jax_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, me
 # --------------------------------------------------------------------------- #
 # torch backend
 # --------------------------------------------------------------------------- #
-def _torch_models(observation_space, action_space, hidden, seed):
-    """skrl's example policy and critic (and their targets) as skrl torch models, on the CPU."""
+def _torch_models(observation_space, action_space, hidden, seed, device="cpu"):
+    """skrl's example policy and critic (and their targets) as skrl torch models, on ``device``."""
     import torch
     import torch.nn as nn
     from skrl.models.torch import DeterministicMixin, Model
 
-    cpu = torch.device("cpu")
+    cpu = torch.device(device)
     h1, h2 = hidden
 
     def mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -316,16 +316,16 @@ def skrl_models(backend: str, observation_space: Any, action_space: Any, *, hidd
 
 
 def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, memory_size, fill, seed,
-                       mixed_precision=False, models=None):
+                       mixed_precision=False, models=None, device="cpu"):
     import torch
     from skrl.agents.torch.ddpg import DDPG, DDPG_RNN
     from skrl.memories.torch import RandomMemory
 
     observation_space, action_space = _spaces(obs_dim, act_dim)
     np.random.seed(seed)  # RandomMemory.sample draws indexes from NumPy's global RNG
-    cpu = torch.device("cpu")
+    cpu = torch.device(device)  # (named for the usual case)
     if models is None:
-        models, cpu = _torch_models(observation_space, action_space, hidden, seed)
+        models, cpu = _torch_models(observation_space, action_space, hidden, seed, device)
     spec = getattr(models["policy"], "get_specification", dict)()
     agent_class = DDPG_RNN if spec.get("rnn") else DDPG
     memory = RandomMemory(memory_size=memory_size, num_envs=1, device=cpu)
@@ -344,7 +344,7 @@ def _build_torch_agent(*, batch_size, obs_dim, act_dim, hidden, gradient_steps, 
         memory,
         _random_transitions(fill, obs_dim, act_dim, seed),
         to_host=lambda t: t.detach().cpu().numpy(),
-        to_backend=torch.from_numpy,
+        to_backend=lambda a: torch.from_numpy(a).to(cpu),
     )
     for name, tensor in memory.tensors.items():  # DDPG_RNN's stored hidden states: zero, as after episode starts
         if name.startswith("rnn_"):
@@ -368,6 +368,7 @@ def make_skrl_update(
     fill: int = 10_000,
     mixed_precision: bool = False,
     models: dict | None = None,
+    device: str = "cpu",
 ) -> Callable[[], None]:
     """Build a skrl DDPG agent on CPU and return a zero-argument update callable.
 
@@ -391,6 +392,7 @@ def make_skrl_update(
     :param models: torch only: skrl-style ``policy``/``target_policy``/``critic``/``target_critic`` models to use
         instead of skrl's example MLPs. A policy whose ``get_specification()`` declares RNN sizes gets skrl's
         ``DDPG_RNN`` (``batch_size`` sequences of the declared length per gradient step).
+    :param device: torch only: the agent's device (``"cuda"``: each call waits for the GPU before returning).
 
     :raises ImportError: skrl (or the backend's framework) is not installed.
     :raises ValueError: Invalid backend or sizes.
@@ -406,11 +408,11 @@ def make_skrl_update(
         # RandomMemory samples without replacement: a batch never exceeds len(memory)
         raise ValueError(f"need 0 < batch_size ({batch_size}) <= fill ({fill}) <= memory_size ({memory_size})")
 
-    if (mixed_precision or models is not None) and backend != "torch":
-        raise ValueError("mixed_precision and models are skrl torch options")
+    if (mixed_precision or models is not None or device != "cpu") and backend != "torch":
+        raise ValueError("mixed_precision, models and device are skrl torch options")
     build = _build_jax_agent if backend == "jax" else functools.partial(_build_torch_agent,
                                                                           mixed_precision=mixed_precision,
-                                                                          models=models)
+                                                                          models=models, device=device)
     agent, device = build(
         batch_size=batch_size,
         obs_dim=obs_dim,
@@ -440,10 +442,14 @@ def make_skrl_update(
 
     else:
 
+        import torch
+
+        synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
         def update() -> None:
             agent.update(timestep=next(step), timesteps=timesteps)
             agent.tracking_data.clear()
-            # CPU torch is synchronous: nothing to wait for
+            synchronize()  # CPU torch is synchronous; on a GPU wait for the update's kernels
 
     update.agent = agent  # type: ignore[attr-defined]
     update.backend = backend  # type: ignore[attr-defined]

@@ -5,7 +5,7 @@ Contenders, all built on the same configuration (Pendulum-sized spaces, 400-300 
 of ``update_throughput.py`` (block warm-up, rotation, gc off, other processes' CPU recorded):
 
 * ``ddpgx_torch fp32``: :func:`ddpgx_torch.update_from_replay` (sampling included, as skrl's ``update()``);
-* ``ddpgx_torch bf16``: the same with ``mixed_precision=True`` (bf16 autocast on CPU);
+* ``ddpgx_torch bf16``: the same with ``mixed_precision=True`` (bf16 autocast on CPU; ``fp16`` on CUDA);
 * ``ddpgx_torch LSTM fp32`` (``--rnn``): the recurrent core, LSTM(64) + 400-300 heads, sequences of 16
   (``batch`` sequences per update, so 16x the samples of the feed-forward rows);
 * ``skrl torch DDPG.update`` fp32 and with skrl's own ``mixed_precision=True`` (autocast, bf16 on the CPU, and
@@ -14,7 +14,8 @@ of ``update_throughput.py`` (block warm-up, rotation, gc off, other processes' C
   the ddpgx_torch LSTM row (``ddpgx_torch.networks.RecurrentPolicy``/``RecurrentQFunction`` are skrl-compatible
   models), so the two rows differ only in the agent: sequence sampling, the update, the optimizer steps.
 
-``--threads`` sets torch's intra-op threads for every contender (default: torch's default; reported).
+``--threads`` sets torch's intra-op threads for every contender (default: torch's default; reported). ``--device
+cuda`` runs every contender on the GPU (each timed call waits for the GPU).
 
 Usage: ``python benchmarks/torch_update.py [--batch-sizes 64 256 1024] [--threads N] [--rnn] [--markdown F]``
 """
@@ -50,15 +51,15 @@ OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
 
 
-def _filled_buffer(fill: int, rnn_sizes=None) -> replay.ReplayState:
+def _filled_buffer(fill: int, rnn_sizes=None, device: str = "cpu") -> replay.ReplayState:
     rnn = None if not rnn_sizes else [torch.zeros(s[0], s[2]) for s in rnn_sizes]
     example = ddpgx_torch.Transition(torch.zeros(3), torch.zeros(1), torch.zeros(()), torch.zeros(3),
                                      torch.zeros((), dtype=torch.bool), truncated=torch.zeros((), dtype=torch.bool),
                                      rnn_states=rnn)
-    buf = replay.init(MEMORY_SIZE, example)
+    buf = replay.init(MEMORY_SIZE, example, device=device)
     g = torch.Generator().manual_seed(2)
     data = buf.data
-    data.observations[:fill].copy_(torch.randn(fill, 1, 3, generator=g))
+    data.observations[:fill].copy_(torch.randn(fill, 1, 3, generator=g))  # (copy_ moves CPU data to the device)
     data.next_observations[:fill].copy_(torch.randn(fill, 1, 3, generator=g))
     data.actions[:fill].copy_(4 * torch.rand(fill, 1, 1, generator=g) - 2)
     data.rewards[:fill].copy_(torch.randn(fill, 1, generator=g))
@@ -73,20 +74,24 @@ def recurrent_networks(seed: int = 0) -> dict[str, torch.nn.Module]:
     return {"policy": networks.RecurrentPolicy(OBS, ACT, **kw), "critic": networks.RecurrentQFunction(OBS, ACT, **kw)}
 
 
-def make_ddpgx_torch(batch_size: int, fill: int, mixed_precision=False, rnn: bool = False) -> Contender:
+def make_ddpgx_torch(batch_size: int, fill: int, mixed_precision=False, rnn: bool = False,
+                     device: str = "cpu") -> Contender:
     kwargs = recurrent_networks() if rnn else {}
     ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=batch_size, mixed_precision=mixed_precision), OBS, ACT,
-                          **kwargs)
-    buf = _filled_buffer(fill, ts.spec.rnn.sizes if rnn else None)
+                          device=device, **kwargs)
+    buf = _filled_buffer(fill, ts.spec.rnn.sizes if rnn else None, device)
     state = {"ts": ts}
+    synchronize = torch.cuda.synchronize if ts.spec.device.type == "cuda" else (lambda: None)
 
     def call() -> None:
         state["ts"], _ = ddpgx_torch.update_from_replay(state["ts"], buf)
+        synchronize()  # on a GPU, an update is done when its kernels are
 
     _, metrics = ddpgx_torch.update_from_replay(ts, buf)
     if not all(bool(torch.isfinite(v)) for v in metrics.values()):
         raise RuntimeError(f"non-finite metrics: {metrics}")
-    name = f"ddpgx_torch {'LSTM ' if rnn else ''}{'bf16' if mixed_precision else 'fp32'}"
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[ts.spec.autocast_dtype]
+    name = f"ddpgx_torch {'LSTM ' if rnn else ''}{precision}"
     return Contender(name, call)
 
 
@@ -98,6 +103,7 @@ def main(argv=None) -> None:
     parser.add_argument("--fill", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--rnn", action="store_true", help="add the recurrent (LSTM) contender")
+    parser.add_argument("--device", default="cpu", help="torch device of every contender (e.g. cuda)")
     parser.add_argument("--skip-skrl", action="store_true")
     parser.add_argument("--markdown", default=None, help="append the report to this file")
     args = parser.parse_args(argv)
@@ -107,7 +113,9 @@ def main(argv=None) -> None:
     lines = [
         "## ddpgx_torch update throughput (`benchmarks/torch_update.py`)", "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; CPU: {_cpu_model()}, "
-        f"nproc {os.cpu_count()}; torch {torch.__version__}, {torch.get_num_threads()} intra-op threads"
+        f"nproc {os.cpu_count()}; device {args.device}"
+        f"{' (' + torch.cuda.get_device_name() + ')' if args.device.startswith('cuda') else ''}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads"
         f"{' (set)' if args.threads else ' (default)'}",
         f"- config: obs (3,), action (1,) in [-2, 2], 400-300 ReLU MLPs, Adam lr 1e-3, gradient_steps=1, memory "
         f"{MEMORY_SIZE} holding {args.fill}; {args.repeats} interleaved repetitions x {args.calls} calls", "",
@@ -116,20 +124,25 @@ def main(argv=None) -> None:
     ]
     notes = []
     for batch in args.batch_sizes:
-        contenders = [make_ddpgx_torch(batch, args.fill), make_ddpgx_torch(batch, args.fill, mixed_precision=True)]
+        dev = args.device
+        contenders = [make_ddpgx_torch(batch, args.fill, device=dev),
+                      make_ddpgx_torch(batch, args.fill, mixed_precision=True, device=dev)]
         if args.rnn:
-            contenders.append(make_ddpgx_torch(batch, args.fill, rnn=True))
+            contenders.append(make_ddpgx_torch(batch, args.fill, rnn=True, device=dev))
         if use_skrl:
-            update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill)
+            update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, device=dev)
             contenders.append(Contender("skrl torch DDPG.update fp32", update))
-            update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, mixed_precision=True)
+            update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, mixed_precision=True,
+                                                     device=dev)
             contenders.append(Contender("skrl torch DDPG.update mixed_precision", update))
             if args.rnn:
                 nets = recurrent_networks()
                 models = {"policy": nets["policy"], "critic": nets["critic"],
                           "target_policy": copy.deepcopy(nets["policy"]),
                           "target_critic": copy.deepcopy(nets["critic"])}
-                update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, models=models)
+                models = {k: m.to(dev) for k, m in models.items()}
+                update = skrl_reference.make_skrl_update("torch", batch_size=batch, fill=args.fill, models=models,
+                                                         device=dev)
                 update.agent.update(timestep=0, timesteps=1 << 30)
                 losses = [v for k, v in update.agent.tracking_data.items() if k.startswith("Loss")]
                 if not np.all(np.isfinite(losses)):
@@ -156,7 +169,8 @@ def main(argv=None) -> None:
                          "skrl torch DDPG_RNN on the same networks")
         amp = med.get("skrl torch DDPG.update mixed_precision")
         if amp:  # mixed precision against mixed precision
-            notes.append(f"- batch {batch}: ddpgx_torch bf16 is {amp / med['ddpgx_torch bf16']:.2f}x skrl torch with "
+            mixed = contenders[1].name  # bf16 on the CPU, fp16 on CUDA (autocast's defaults)
+            notes.append(f"- batch {batch}: {mixed} is {amp / med[mixed]:.2f}x skrl torch with "
                          "mixed_precision=True")
     lines += ["", "Like against like (mixed precision, recurrent), and CPU use while timing:", *notes]
     report = "\n".join(lines) + "\n"
