@@ -173,8 +173,8 @@ def init(
     """Creates a train state: networks, their targets (copies), Adam optimizers, statistics and noise.
 
     Args:
-      seed: an integer seed (for the default networks' initialisation and all later randomness) or a
-        ``torch.Generator``.
+      seed: an integer seed (for the default networks' initialisation, the same on every device, and all later
+        randomness) or a ``torch.Generator``.
       config: the configuration.
       observation_space: a ``Box`` or ``Dict``-of-``Box`` gymnasium space (Dict observations are flattened).
       action_space: a bounded ``Box``.
@@ -206,8 +206,12 @@ def init(
     act_layout = spaces.action_layout(action_space)
     critic_in = obs_layout.size if state_layout is None else state_layout.size
     if policy is None or critic is None:
+        # An integer seed gives the same default networks on every device: a CUDA generator draws other numbers
+        # than a CPU one, so the draw comes from a CPU generator seeded alike there.
+        draw = generator if generator.device.type == "cpu" or isinstance(seed, torch.Generator) else (
+            torch.Generator().manual_seed(seed))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=generator, device=generator.device)))
+            torch.manual_seed(int(torch.randint(0, 2**62, (), generator=draw)))
             if policy is None:
                 policy = networks.DeterministicPolicy(obs_layout.size, act_layout.low, act_layout.high,
                                                       act_layout.shape)
