@@ -174,7 +174,8 @@ def init(
 
     Args:
       seed: an integer seed (for the default networks' initialisation, the same on every device, and all later
-        randomness) or a ``torch.Generator``.
+        randomness) or a ``torch.Generator`` (whose draws then also decide the initialisation: a CUDA generator
+        gives other weights than a CPU one).
       config: the configuration.
       observation_space: a ``Box`` or ``Dict``-of-``Box`` gymnasium space (Dict observations are flattened).
       action_space: a bounded ``Box``.
