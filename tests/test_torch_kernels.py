@@ -17,6 +17,14 @@ from ddpgx_torch import core, linear, networks  # noqa: E402
 needs_onednn = pytest.mark.skipif(not linear.available(), reason="this torch build has no oneDNN linear")
 
 
+def _random_batch(g: torch.Generator, size: int, terminal_rate: float = 0.0) -> ddpgx_torch.Transition:
+    """A Pendulum-sized batch (3-d observations, actions in [-2, 2]) drawn from ``g``."""
+    return ddpgx_torch.Transition(
+        observations=torch.randn(size, 3, generator=g), actions=torch.rand(size, 1, generator=g) * 4 - 2,
+        rewards=torch.randn(size, generator=g), next_observations=torch.randn(size, 3, generator=g),
+        terminated=(torch.rand(size, generator=g) < terminal_rate).float() if terminal_rate else torch.zeros(size))
+
+
 def _pair(in_features, out_features, seed=0):
     torch.manual_seed(seed)
     reference = torch.nn.Linear(in_features, out_features)
@@ -104,10 +112,7 @@ def test_default_networks_use_onednn_and_the_policy_step_skips_the_critics_weigh
     assert all(isinstance(m, linear.Linear) for m in ts.critic.modules() if isinstance(m, torch.nn.Linear))
     calls = _calls(monkeypatch)
     g = torch.Generator().manual_seed(0)
-    batch = ddpgx_torch.Transition(
-        observations=torch.randn(32, 3, generator=g), actions=torch.rand(32, 1, generator=g) * 4 - 2,
-        rewards=torch.randn(32, generator=g), next_observations=torch.randn(32, 3, generator=g),
-        terminated=torch.zeros(32))
+    batch = _random_batch(g, 32)
     ddpgx_torch.update(ts, batch)
     # 400x300 products: forward of target policy, target critic, critic, policy, critic on mu(s) (5); backward of
     # the critic step (input and weight gradient: 2) and of the policy step (critic input gradient, policy input
@@ -285,10 +290,7 @@ def test_the_optimizer_steps_are_right_for_gradients_that_come_out_transposed():
     ts = ddpgx_torch.init(0, config, obs, act, policy=_EinsumPolicy(plain), critic=copy.deepcopy(critic))
     g = torch.Generator().manual_seed(0)
     for _ in range(3):  # the first step goes through Adam.step, the others through the direct fused step
-        batch = ddpgx_torch.Transition(
-            observations=torch.randn(16, 3, generator=g), actions=torch.rand(16, 1, generator=g) * 4 - 2,
-            rewards=torch.randn(16, generator=g), next_observations=torch.randn(16, 3, generator=g),
-            terminated=torch.zeros(16))
+        batch = _random_batch(g, 16)
         ddpgx_torch.update(reference, batch)
         ddpgx_torch.update(ts, batch)
     for layer, w, b in zip(reference.policy.mlp.layers, ts.policy.weights, ts.policy.biases, strict=True):
@@ -322,10 +324,7 @@ def test_explicit_gradients_equal_autograd_on_the_default_networks(clip, monkeyp
     taken = _path_spy(monkeypatch)
     g = torch.Generator().manual_seed(0)
     for _ in range(4):
-        batch = ddpgx_torch.Transition(
-            observations=torch.randn(64, 3, generator=g), actions=torch.rand(64, 1, generator=g) * 4 - 2,
-            rewards=torch.randn(64, generator=g), next_observations=torch.randn(64, 3, generator=g),
-            terminated=(torch.rand(64, generator=g) < 0.1).float())
+        batch = _random_batch(g, 64, terminal_rate=0.1)
         monkeypatch.setattr(core, "EXPLICIT_GRADIENTS", True)
         _, m_explicit = ddpgx_torch.update(explicit, batch)
         monkeypatch.setattr(core, "EXPLICIT_GRADIENTS", False)
@@ -343,10 +342,7 @@ def test_explicit_gradients_equal_autograd_on_the_default_networks(clip, monkeyp
 def test_explicit_gradients_step_aside_where_they_do_not_apply(monkeypatch):
     taken = _path_spy(monkeypatch)
     g = torch.Generator().manual_seed(0)
-    batch = ddpgx_torch.Transition(
-        observations=torch.randn(32, 3, generator=g), actions=torch.rand(32, 1, generator=g) * 4 - 2,
-        rewards=torch.randn(32, generator=g), next_observations=torch.randn(32, 3, generator=g),
-        terminated=torch.zeros(32))
+    batch = _random_batch(g, 32)
     ts, _ = _default_pair(ddpgx_torch.DDPGConfig(batch_size=32))
     ddpgx_torch.update(ts, batch)
     seen = []
@@ -382,10 +378,7 @@ def test_a_frozen_network_part_stays_as_it_is_with_clipping_too():
     trained = ts.policy.weights[1].clone()
     g = torch.Generator().manual_seed(0)
     for _ in range(2):
-        _, metrics = ddpgx_torch.update(ts, ddpgx_torch.Transition(
-            observations=torch.randn(16, 3, generator=g), actions=torch.rand(16, 1, generator=g) * 4 - 2,
-            rewards=torch.randn(16, generator=g), next_observations=torch.randn(16, 3, generator=g),
-            terminated=torch.zeros(16)))
+        _, metrics = ddpgx_torch.update(ts, _random_batch(g, 16))
     for before, after in zip(frozen, [ts.policy.weights[0], *ts.critic.parameters()], strict=True):
         assert torch.equal(before, after)
     assert not torch.equal(trained, ts.policy.weights[1])
