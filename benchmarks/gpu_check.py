@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import ddpgx_torch
-from ddpgx_torch import replay
+from ddpgx_torch import core, replay
 
 OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
@@ -58,7 +58,9 @@ def torch_fp32_against_cpu(device: str) -> tuple[bool, str]:
                      for a, b in zip(getattr(on_dev, role).parameters(), getattr(on_cpu, role).parameters(),
                                      strict=True))
     ok = param_diff < 1e-5 and metric_diff < 1e-5
-    return ok, (f"ddpgx_torch fp32, {device} vs CPU, 5 updates (batch 256, clipped): max parameter difference "
+    explicit = core._explicit_gradients(on_dev, torch.zeros(1, 3, device=device))
+    return ok, (f"ddpgx_torch fp32, {device} vs CPU, 5 updates (batch 256, clipped; gradients "
+                f"{'explicit' if explicit else 'by autograd'} on {device}): max parameter difference "
                 f"{param_diff:.2e}, max relative metric difference {metric_diff:.2e} (bar 1e-5)")
 
 

@@ -13,7 +13,7 @@ torch is imperative, so the train state's modules and optimizers are updated in 
 the train state, so code written against ``ddpgx`` reads the same. Metrics are a flat dict of 0-d tensors; nothing
 calls ``.item()`` (no host synchronisation on an accelerator).
 
-Gradients come from autograd, except on the built-in networks (:mod:`ddpgx_torch.networks`) in float32 on the CPU,
+Gradients come from autograd, except on the built-in networks (:mod:`ddpgx_torch.networks`) in float32 (CPU or CUDA),
 which pull them back themselves (``value_and_pullback``) with the same operations autograd's backward would run,
 without the engine's and the modules' per-call costs, about a fifth of a batch-64 update (:func:`_explicit_gradients`;
 the parity tests run both ways against the JAX core).
@@ -587,15 +587,16 @@ def _explicit_gradients(ts: TrainState, obs: torch.Tensor) -> bool:
     They run the very products and elementwise operations of autograd's backward, so the numbers are the same
     (tested), without what autograd costs around them at DDPG's sizes: the engine, one graph node per operation,
     the module calls, and freezing the critic for the policy step. On the development machine that is about a
-    fifth of a batch-64 update. It applies to the exact built-in classes (a subclass may have its own forward) on
-    the CPU in float32 without autocast, every parameter trainable and no module hooks anywhere in the networks;
-    anything else goes through autograd.
+    fifth of a batch-64 update. It applies to the exact built-in classes (a subclass may have its own forward) in
+    float32 on the CPU or CUDA without autocast, every parameter trainable and no module hooks anywhere in the
+    networks; anything else goes through autograd. (On CUDA the products are cuBLAS calls in another arrangement
+    than autograd's, so equal to float32 rounding rather than bit for bit; benchmarks/gpu_check.py compares.)
     """
     spec = ts.spec
     if not (EXPLICIT_GRADIENTS and spec.model_api == "module" and spec.autocast_dtype is None
-            and spec.device.type == "cpu" and obs.dtype is torch.float32
+            and spec.device.type in ("cpu", "cuda") and obs.dtype is torch.float32
             and type(ts.policy) is networks.DeterministicPolicy and type(ts.critic) is networks.QFunction
-            and not torch.is_autocast_enabled("cpu")):
+            and not torch.is_autocast_enabled(spec.device.type)):
         return False
     for role in ("policy", "critic"):
         if not all(p.requires_grad for p in _params(ts, role)):

@@ -21,8 +21,9 @@ One difference from torch's own kernels: a custom autograd function cannot tell 
 DDPG core therefore sets ``requires_grad=False`` on the critic while it differentiates the policy loss through it.
 
 :func:`mlp` runs a whole ReLU MLP of such layers (the default networks' :class:`ddpgx_torch.networks.MLP`) as one
-autograd node: the forward is one product per layer with the bias and the ReLU fused into oneDNN's call, and the
-backward is written out (a product per weight and input gradient, ``threshold_backward`` for each ReLU). Against one
+autograd node in float32 (on CUDA too, with torch's own products there): the forward is one product per layer,
+with the bias and the ReLU fused into oneDNN's call on the CPU, and the backward is written out (a product per
+weight and input gradient, ``threshold_backward`` for each ReLU). Against one
 autograd node per layer and per ReLU this drops about 15 small operations and their graph bookkeeping per network
 pass, which at the small batches of DDPG (64 rows) is most of what is left besides the products: a batch-64 DDPG
 update on the development machine went from 1.96 to 1.85 ms. Without gradients (the target networks) there is no
@@ -141,13 +142,14 @@ def use_onednn(module: nn.Module) -> nn.Module:
 
 
 def _onednn_layer(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether a layer of a float32 CPU :func:`mlp` runs on oneDNN: a large weight, enough rows, oneDNN on."""
-    return (weight.numel() >= MIN_WEIGHT_SIZE and x.shape[0] >= MIN_ROWS and torch._C._get_mkldnn_enabled()
-            and _linear_op() is not None)
+    """Whether a layer of a float32 :func:`mlp` runs on oneDNN: on the CPU, a large weight, enough rows, oneDNN
+    on (elsewhere, and for small layers, torch's own ``addmm``/``mm``)."""
+    return (weight.numel() >= MIN_WEIGHT_SIZE and x.shape[0] >= MIN_ROWS and x.is_cpu
+            and torch._C._get_mkldnn_enabled() and _linear_op() is not None)
 
 
 def mlp_forward(x: torch.Tensor, params: Sequence[torch.Tensor], keep: bool = False) -> tuple[torch.Tensor, list]:
-    """A float32 CPU ReLU MLP's output for 2-d ``x`` and ``params = (w0, b0, w1, b1, ...)``, computed without
+    """A float32 ReLU MLP's output for 2-d ``x`` and ``params = (w0, b0, w1, b1, ...)``, computed without
     autograd; with ``keep`` also its hidden activations (after the ReLU), which :func:`mlp_backward` reads."""
     hidden, h, last = [], x, len(params) // 2 - 1
     for i in range(last + 1):
@@ -217,18 +219,26 @@ def has_hooks(layers: Sequence[nn.Module]) -> bool:
 
 
 def fused_params(x: torch.Tensor, layers: Sequence[nn.Module]) -> Optional[list[torch.Tensor]]:
-    """The layers' parameters ``[w0, b0, w1, b1, ...]`` when the fused float32 CPU MLP applies to input ``x``
-    (float32 CPU input and parameters, biases, no autocast, no module hooks on the layers), else None."""
+    """The layers' parameters ``[w0, b0, w1, b1, ...]`` when the fused float32 MLP applies to input ``x`` (float32
+    input and parameters on the CPU or one CUDA device, biases, no autocast, no module hooks on the layers), else
+    None."""
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
     f32 = torch.float32  # dtypes are singletons: `is` is the cheap test (this runs on every network call)
-    if (x.dtype is not f32 or not x.is_cpu or x.dim() < 1 or torch.is_autocast_enabled("cpu")
-            or not all(p is not None and p.dtype is f32 and p.is_cpu for p in params) or has_hooks(layers)):
+    if x.dtype is not f32 or x.dim() < 1 or has_hooks(layers):
+        return None
+    if x.is_cpu:
+        if torch.is_autocast_enabled("cpu") or not all(p is not None and p.dtype is f32 and p.is_cpu
+                                                        for p in params):
+            return None
+    elif not x.is_cuda or torch.is_autocast_enabled("cuda") or not all(
+            p is not None and p.dtype is f32 and p.device == x.device for p in params):
         return None
     return params
 
 
 def mlp(x: torch.Tensor, layers: Sequence[nn.Linear]) -> torch.Tensor:
-    """``layers[-1](relu(... relu(layers[0](x))))``: a ReLU MLP, one autograd node for float32 CPU inputs.
+    """``layers[-1](relu(... relu(layers[0](x))))``: a ReLU MLP, one autograd node for float32 inputs on the CPU
+    or a CUDA device (there too it saves the per-layer graph nodes and calls; the products are cuBLAS's).
 
     Other devices and dtypes, autocast, layers without a bias and layers with module hooks go through the
     layers' own ``forward`` calls (results equal to float32 rounding either way, tested).

@@ -38,7 +38,7 @@ class MLP(nn.Module):
         return linear.mlp(x, self.layers)  # one autograd node on the CPU (ddpgx_torch.linear)
 
     def value_and_pullback(self, x: torch.Tensor, *, wrt_params: bool = True, wrt_inputs: bool = False):
-        """``(y, pullback)`` for a 2-d float32 CPU ``x``, without autograd: ``y = self(x)`` and
+        """``(y, pullback)`` for a 2-d float32 ``x`` (CPU or CUDA), without autograd: ``y = self(x)`` and
         ``pullback(dy) -> (parameter gradients [w0, b0, ...] or None, input gradient or None)``, the products of
         the fused MLP's own backward. None where the fused path does not apply (see :func:`linear.fused_params`)."""
         params = linear.fused_params(x, self.layers)
