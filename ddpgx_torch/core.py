@@ -668,9 +668,10 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     if not critic_ok:
         ts.observation_stats, ts.state_stats = stats_before
 
-    # 3. Policy step through the critic just updated; only the policy's gradients are computed. The critic's
-    # parameters are frozen while the graph is built: torch's own kernels would skip their gradients anyway (they
-    # are not asked for), but custom autograd functions such as ddpgx_torch.linear's cannot tell.
+    # 3. Policy step through the critic just updated; only the policy's gradients are computed (the critic's
+    # pullback is asked for the action gradient alone). On the autograd path the critic's parameters are frozen
+    # while the graph is built: torch's own kernels would skip their gradients anyway (they are not asked for), but
+    # custom autograd functions such as ddpgx_torch.linear's cannot tell.
     policy_pullback = None
     if explicit:
         actions, pull_policy = ts.policy.value_and_pullback(obs_tm1)
