@@ -172,17 +172,13 @@ class Tracker:
         """Instantaneous rewards and, once an episode has finished, total rewards and episode lengths."""
         rewards = np.asarray(rewards, np.float64).reshape(-1)
         self.episodes.add(rewards, terminated, truncated)
-        self.data["Reward / Instantaneous reward (max)"].append(float(np.max(rewards)))
-        self.data["Reward / Instantaneous reward (min)"].append(float(np.min(rewards)))
-        self.data["Reward / Instantaneous reward (mean)"].append(float(np.mean(rewards)))
+        series = {"Reward / Instantaneous reward": rewards}
         if self.episodes.returns:
-            returns, lengths = np.asarray(self.episodes.returns), np.asarray(self.episodes.lengths)
-            self.data["Reward / Total reward (max)"].append(float(np.max(returns)))
-            self.data["Reward / Total reward (min)"].append(float(np.min(returns)))
-            self.data["Reward / Total reward (mean)"].append(float(np.mean(returns)))
-            self.data["Episode / Total timesteps (max)"].append(float(np.max(lengths)))
-            self.data["Episode / Total timesteps (min)"].append(float(np.min(lengths)))
-            self.data["Episode / Total timesteps (mean)"].append(float(np.mean(lengths)))
+            series["Reward / Total reward"] = np.asarray(self.episodes.returns)
+            series["Episode / Total timesteps"] = np.asarray(self.episodes.lengths)
+        for name, values in series.items():
+            for stat, reduce in (("max", np.max), ("min", np.min), ("mean", np.mean)):
+                self.data[f"{name} ({stat})"].append(float(reduce(values)))
 
     def mean(self, tag: str, default: float) -> float:
         """The mean of what is tracked under ``tag`` since the last write (``default`` if nothing is)."""
