@@ -76,7 +76,7 @@ def run_ddpgx(seed: int, timesteps: int, episodes: int) -> dict[str, Any]:
     from ddpgx.envs import wrap_env
     from ddpgx.memories import RandomMemory
     from ddpgx.models import set_seed
-    from ddpgx.runner import skrl_example_cfg
+    from ddpgx.cli.runner import skrl_example_cfg
     from ddpgx.trainers import SequentialTrainer
 
     set_seed(seed)
@@ -106,8 +106,9 @@ def run_ddpgx_torch(seed: int, timesteps: int, episodes: int, mixed_precision: b
     import gymnasium
     import torch
 
-    from ddpgx.runner import skrl_example_cfg
-    from ddpgx_torch import DDPG, DDPG_CFG, networks
+    from ddpgx.cli.runner import skrl_example_cfg
+    from ddpgx_torch import DDPG, DDPG_CFG
+    from ddpgx_torch.core import networks
     from ddpgx_torch.envs import wrap_env
     from ddpgx_torch.memories import RandomMemory
     from ddpgx_torch.models import set_seed
@@ -140,7 +141,7 @@ def run_ddpgx_torch(seed: int, timesteps: int, episodes: int, mixed_precision: b
 def _skrl_cfg(backend: str):
     import importlib
 
-    from ddpgx.runner import skrl_example_cfg
+    from ddpgx.cli.runner import skrl_example_cfg
 
     ddpg = importlib.import_module(f"skrl.agents.{backend}.ddpg")
     noises = importlib.import_module(f"skrl.resources.noises.{backend}")

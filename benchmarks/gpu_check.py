@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 import ddpgx_torch
-from ddpgx_torch import core, replay
+from ddpgx_torch.core import ddpg as core
+from ddpgx_torch.core import replay
 
 OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)

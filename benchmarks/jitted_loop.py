@@ -21,7 +21,7 @@ step from there.
 Reported per contender: compile time (tracing and XLA compilation; for skrl, its agent's set-up), training run time
 (the compiled program alone; for skrl, ``trainer.train()``), environment steps per second over the training run,
 evaluation time, and the mean return of 10 evaluation episodes without exploration noise (gymnax Pendulum for ddpgx
-and rejax, gymnasium's for skrl). Also timed: ddpgx with a :class:`ddpgx.jitted.ProgressLogger` called from inside
+and rejax, gymnasium's for skrl). Also timed: ddpgx with a ``jitted_run.ProgressLogger`` called from inside
 the program every 1,000 steps (progress lines and TensorBoard scalars: the cost of logging), with
 ``--tuned-xla`` ddpgx and rejax compiled with :data:`TUNED_XLA`, and ddpgx with ``--seeds`` seeds (8)
 vmapped into one program, with the evaluation inside it.
@@ -57,7 +57,8 @@ import numpy as np
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import ddpgx  # noqa: E402
-from ddpgx import jitted  # noqa: E402
+from ddpgx.cli import jitted_run  # noqa: E402
+from ddpgx.core import jitted  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from update_throughput import CpuMeter, _cpu_model, _loadavg  # noqa: E402
@@ -91,7 +92,7 @@ def _gymnax_pendulum():
 # --------------------------------------------------------------------------- #
 def ddpgx_config() -> ddpgx.DDPGConfig:
     """skrl's example settings (OU noise, batch 100, ...) with ``RANDOM_STEPS`` random steps."""
-    return dataclasses.replace(jitted.pendulum_config(), random_timesteps=RANDOM_STEPS)
+    return dataclasses.replace(jitted_run.pendulum_config(), random_timesteps=RANDOM_STEPS)
 
 
 def ddpgx_settings(timesteps: int, eval_episodes: int, interval: Optional[int] = None) -> jitted.JittedConfig:
@@ -133,7 +134,7 @@ def prepare_ddpgx(timesteps: int, seed: int = 0, logging: bool = False,
     if logging:
         import tempfile
 
-        callback = jitted.ProgressLogger(timesteps, logdir=tempfile.mkdtemp(prefix="ddpgx-bench-tb-"),
+        callback = jitted_run.ProgressLogger(timesteps, logdir=tempfile.mkdtemp(prefix="ddpgx-bench-tb-"),
                                          stream=open(os.devnull, "w"))  # noqa: SIM115
         interval = 1_000
     train = ddpgx.make_train(env, env_params, ddpgx_config(), ddpgx_settings(timesteps, 0, interval),

@@ -35,7 +35,7 @@ def _child(args: argparse.Namespace) -> None:
     import numpy as np
 
     import ddpgx
-    from ddpgx import sharding
+    from ddpgx.core import sharding
 
     obs_space = gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
     act_space = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)

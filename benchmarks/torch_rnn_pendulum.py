@@ -9,7 +9,7 @@ the deterministic policy is evaluated on 10 episodes.
 
 ``skrl-lstm`` / ``skrl-gru`` / ``skrl-rnn`` (``pip install skrl``, not a ddpgx dependency) train skrl 2.x's
 ``DDPG_RNN`` with its own trainer, memory and OU noise on copies of the same recurrent networks and settings
-(``ddpgx_torch.networks.RecurrentPolicy``/``RecurrentQFunction`` are skrl-compatible models): recurrent DDPG end to
+(``ddpgx_torch.models.RecurrentPolicy``/``RecurrentQFunction`` are skrl-compatible models): recurrent DDPG end to
 end against skrl's. Both are evaluated by the same code (the trained networks in a ddpgx_torch agent, no noise).
 
 Usage: ``python benchmarks/torch_rnn_pendulum.py [--timesteps 10000] [--seeds 0] [--cells lstm gru ff skrl-lstm]``
@@ -26,7 +26,9 @@ import gymnasium
 import numpy as np
 import torch
 
-from ddpgx_torch import DDPG_CFG, DDPG_RNN, networks
+from ddpgx_torch import DDPG_CFG, DDPG_RNN
+from ddpgx_torch.models import RecurrentPolicy, RecurrentQFunction
+from ddpgx_torch.core import networks
 from ddpgx_torch.memories import RandomMemory
 from ddpgx_torch.noises import OrnsteinUhlenbeckNoise
 from ddpgx_torch.trainers import SequentialTrainer
@@ -56,8 +58,8 @@ def make_models(cell: str, env, *, hidden: int, sequence_length: int, heads: tup
                                                        hidden_sizes=heads),
                 "critic": networks.QFunction(3, 1, hidden_sizes=heads)}
     kw = dict(cell=cell, hidden_size=hidden, sequence_length=sequence_length, hidden_sizes=heads)
-    return {"policy": networks.RecurrentPolicy(env.observation_space, env.action_space, **kw),
-            "critic": networks.RecurrentQFunction(env.observation_space, env.action_space, **kw)}
+    return {"policy": RecurrentPolicy(env.observation_space, env.action_space, **kw),
+            "critic": RecurrentQFunction(env.observation_space, env.action_space, **kw)}
 
 
 def make_agent(cell: str, env, *, hidden: int, sequence_length: int, learning_starts: int,

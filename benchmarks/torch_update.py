@@ -11,7 +11,7 @@ of ``update_throughput.py`` (block warm-up, rotation, gc off, other processes' C
 * ``skrl torch DDPG.update`` fp32 and with skrl's own ``mixed_precision=True`` (autocast, bf16 on the CPU, and
   its GradScaler), from ``skrl_reference.make_skrl_update("torch", ...)``;
 * ``skrl torch DDPG_RNN.update LSTM fp32`` (``--rnn``): skrl's recurrent DDPG given copies of the very networks of
-  the ddpgx_torch LSTM row (``ddpgx_torch.networks.RecurrentPolicy``/``RecurrentQFunction`` are skrl-compatible
+  the ddpgx_torch LSTM row (``ddpgx_torch.models.RecurrentPolicy``/``RecurrentQFunction`` are skrl-compatible
   models), so the two rows differ only in the agent: sequence sampling, the update, the optimizer steps.
 
 ``--threads`` sets torch's intra-op threads for every contender (default: torch's default; reported). ``--device
@@ -45,7 +45,8 @@ from update_throughput import (  # noqa: E402
 )
 
 import ddpgx_torch  # noqa: E402
-from ddpgx_torch import networks, replay  # noqa: E402
+from ddpgx_torch.models import RecurrentPolicy, RecurrentQFunction  # noqa: E402
+from ddpgx_torch.core import replay  # noqa: E402
 
 OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
@@ -71,7 +72,7 @@ def recurrent_networks(seed: int = 0) -> dict[str, torch.nn.Module]:
     """The LSTM rows' networks: LSTM(64) over the observations, 400-300 heads, sequences of 16."""
     torch.manual_seed(seed)
     kw = dict(cell="lstm", hidden_size=64, sequence_length=16)
-    return {"policy": networks.RecurrentPolicy(OBS, ACT, **kw), "critic": networks.RecurrentQFunction(OBS, ACT, **kw)}
+    return {"policy": RecurrentPolicy(OBS, ACT, **kw), "critic": RecurrentQFunction(OBS, ACT, **kw)}
 
 
 def make_ddpgx_torch(batch_size: int, fill: int, mixed_precision=False, rnn: bool = False,

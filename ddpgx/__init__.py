@@ -9,6 +9,7 @@ The functional core::
 with a device replay buffer in :mod:`ddpgx.replay`, exploration noise in :mod:`ddpgx.noise`, the running
 standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`. Whole training runs on
 JAX-native (gymnax) environments compile to one program with :func:`ddpgx.make_train` (:mod:`ddpgx.jitted`).
+These pure functions live in :mod:`ddpgx.core` (re-exported here); the command line's jobs in :mod:`ddpgx.cli`.
 
 skrl's agent interface over it: :class:`ddpgx.DDPG` with :class:`ddpgx.DDPG_CFG`, and the pieces a skrl script uses
 in :mod:`ddpgx.models`, :mod:`ddpgx.memories`, :mod:`ddpgx.noises`, :mod:`ddpgx.preprocessors`,
@@ -16,13 +17,14 @@ in :mod:`ddpgx.models`, :mod:`ddpgx.memories`, :mod:`ddpgx.noises`, :mod:`ddpgx.
 :mod:`ddpgx.checkpoints`.
 """
 
-from ddpgx import jitted, losses, networks, noise, replay, scaler, spaces
+from ddpgx.core import jitted, losses, networks, noise, replay, scaler, sharding, spaces
 from ddpgx.agent import DDPG
-from ddpgx.config import DDPGConfig
 from ddpgx.core import (
     AgentSpec,
+    DDPGConfig,
     Hyperparams,
     TrainState,
+    Transition,
     act,
     add_and_update,
     add_update_act,
@@ -30,10 +32,9 @@ from ddpgx.core import (
     update,
     update_from_replay,
 )
+from ddpgx.core.jitted import JittedConfig, make_train, with_hyperparams
+from ddpgx.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx.ddpg_cfg import DDPG_CFG, ExperimentCfg
-from ddpgx.jitted import JittedConfig, make_train, train_gymnax, with_hyperparams
-from ddpgx.noise import GaussianNoise, OrnsteinUhlenbeckNoise
-from ddpgx.types import Transition
 
 __version__ = "0.1.0"
 
@@ -60,8 +61,8 @@ __all__ = [
     "noise",
     "replay",
     "scaler",
+    "sharding",
     "spaces",
-    "train_gymnax",
     "update",
     "update_from_replay",
     "with_hyperparams",

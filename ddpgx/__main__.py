@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # distrax's TFP substrate warns on import
     import numpy as np
 
-    from ddpgx import runner  # imported late so that --help is instant
+    from ddpgx.cli import runner  # imported late so that --help is instant
 
     try:
         if args.command == "train":
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             if settings.env_id.startswith("gymnax:"):
                 if args.resume:
                     raise ValueError("--resume is not supported for gymnax environments (one compiled program)")
-                result = runner.train_jitted(settings, progress=not args.no_progress)
+                from ddpgx.cli import jitted_run
+
+                result = jitted_run.train_jitted(settings, progress=not args.no_progress)
             else:
                 result = runner.train(settings, resume=args.resume, progress=False if args.no_progress else None,
                                       log=lambda line: print(line, flush=True))

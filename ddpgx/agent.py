@@ -30,16 +30,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, networks, replay, sharding, spaces, tracking
+from ddpgx import checkpoints, core, tracking
+from ddpgx.core import networks, replay, sharding, spaces
 from ddpgx import models as models_lib
-from ddpgx import noise as noise_lib
-from ddpgx.config import DDPGConfig
+from ddpgx.core import noise as noise_lib
+from ddpgx.core.config import DDPGConfig
 from ddpgx.ddpg_cfg import DDPG_CFG, make_cfg, pair, resolve_interval
 from ddpgx.ddpg_cfg import experiment_dir as make_experiment_dir
 from ddpgx.envs import true_next_observations
 from ddpgx.memories import RandomMemory
 from ddpgx.preprocessors import RunningStandardScaler
-from ddpgx.types import Transition
+from ddpgx.core.types import Transition
 
 __all__ = ["DDPG", "core_config"]
 

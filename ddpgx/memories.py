@@ -12,8 +12,8 @@ from typing import Any
 
 import jax
 
-from ddpgx import replay
-from ddpgx.types import Transition
+from ddpgx.core import replay
+from ddpgx.core.types import Transition
 
 __all__ = ["RandomMemory"]
 

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import spaces
+from ddpgx.core import spaces
 
 __all__ = ["CriticAdapter", "DeterministicMixin", "Model", "PolicyAdapter", "set_seed"]
 

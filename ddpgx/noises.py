@@ -7,6 +7,6 @@ arguments (``mean``, ``std``; ``theta``, ``sigma``, ``base_scale``, ``mean``, ``
 inside the agent's jitted ``act``, on the agent's device).
 """
 
-from ddpgx.noise import GaussianNoise, OrnsteinUhlenbeckNoise
+from ddpgx.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 
 __all__ = ["GaussianNoise", "OrnsteinUhlenbeckNoise"]

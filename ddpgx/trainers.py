@@ -150,7 +150,7 @@ def _numpy(actions: Any) -> np.ndarray:
 
 
 def _secondary_process() -> bool:
-    """A launcher's process other than the first (``torchrun``'s ``RANK``, :mod:`ddpgx.launch`'s
+    """A launcher's process other than the first (``torchrun``'s ``RANK``, :mod:`ddpgx.cli.launch`'s
     ``DDPGX_PROCESS_ID``): it trains without a progress bar, as skrl's trainers do in distributed runs."""
     return any(os.environ.get(name, "0").strip() not in ("", "0") for name in ("RANK", "DDPGX_PROCESS_ID"))
 

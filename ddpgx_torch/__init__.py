@@ -9,39 +9,39 @@ The functional core mirrors ``ddpgx`` one to one::
 with a preallocated replay memory (and sequence sampling for recurrent policies) in :mod:`ddpgx_torch.replay`,
 exploration noise in :mod:`ddpgx_torch.noise`, the running standard scaler in :mod:`ddpgx_torch.scaler`, default
 networks in :mod:`ddpgx_torch.networks`, JAX <-> torch weight conversion in :mod:`ddpgx_torch.convert`, and
-``torchrun`` support in :mod:`ddpgx_torch.distributed`.
+``torchrun`` support in :mod:`ddpgx_torch.distributed` (all in :mod:`ddpgx_torch.core`, re-exported here).
+skrl's agent interface over it: :class:`ddpgx_torch.DDPG`, :class:`ddpgx_torch.DDPG_RNN`, and the pieces a skrl
+script uses in :mod:`ddpgx_torch.models` (with ready-made recurrent models), :mod:`ddpgx_torch.memories`,
+:mod:`ddpgx_torch.noises`, :mod:`ddpgx_torch.preprocessors`, :mod:`ddpgx_torch.trainers` and
+:mod:`ddpgx_torch.envs`.
 """
 
-from ddpgx_torch import (
+from ddpgx_torch.core import (
     convert,
     distributed,
-    envs,
+    linear,
     losses,
-    memories,
-    models,
     networks,
     noise,
-    noises,
-    preprocessors,
     replay,
     scaler,
     spaces,
-    trainers,
 )
+from ddpgx_torch import envs, memories, models, noises, preprocessors, trainers
 from ddpgx_torch.agent import DDPG, DDPG_CFG, DDPG_RNN, ExperimentCfg
-from ddpgx_torch.config import DDPGConfig
 from ddpgx_torch.core import (
     AgentSpec,
+    DDPGConfig,
     Hyperparams,
     RNNSpec,
     TrainState,
+    Transition,
     act,
     init,
     update,
     update_from_replay,
 )
-from ddpgx_torch.noise import GaussianNoise, OrnsteinUhlenbeckNoise
-from ddpgx_torch.types import Transition
+from ddpgx_torch.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 
 __all__ = [
     "DDPG",
@@ -65,6 +65,7 @@ __all__ = [
     "convert",
     "distributed",
     "init",
+    "linear",
     "losses",
     "networks",
     "noise",

@@ -32,10 +32,11 @@ from ddpgx.core import check_numeric
 from ddpgx.ddpg_cfg import DDPG_CFG as _SharedCFG
 from ddpgx.ddpg_cfg import ExperimentCfg, experiment_dir, make_cfg, pair, resolve_interval
 from ddpgx.envs import true_next_observations
-from ddpgx_torch import config as config_lib
-from ddpgx_torch import core, distributed, noise, preprocessors, replay, scaler
+from ddpgx_torch.core import config as config_lib
+from ddpgx_torch import core, preprocessors
+from ddpgx_torch.core import distributed, noise, replay, scaler
 from ddpgx_torch.memories import RandomMemory
-from ddpgx_torch.types import Transition
+from ddpgx_torch.core.types import Transition
 
 __all__ = ["DDPG", "DDPG_CFG", "DDPG_RNN", "ExperimentCfg"]
 
@@ -505,7 +506,7 @@ def _flags(x: Any, device: torch.device) -> torch.Tensor:
 
 
 def _flat(layout: Any, x: Any, device: torch.device) -> torch.Tensor:
-    from ddpgx_torch import spaces
+    from ddpgx_torch.core import spaces
 
     return spaces.flatten(layout, x, "observations", device)
 

@@ -11,8 +11,8 @@ from typing import Any, Optional
 
 import torch
 
-from ddpgx_torch import replay
-from ddpgx_torch.types import Transition
+from ddpgx_torch.core import replay
+from ddpgx_torch.core.types import Transition
 
 
 class RandomMemory:
@@ -38,7 +38,7 @@ class RandomMemory:
         return True
 
     def add_samples(self, **tensors: Any) -> None:
-        """Adds one transition per environment (fields of :class:`~ddpgx_torch.types.Transition`)."""
+        """Adds one transition per environment (fields of :class:`~ddpgx_torch.core.types.Transition`)."""
         transition = Transition(**tensors)
         if self.buffer is None:
             example = Transition(*(

@@ -8,17 +8,23 @@ The mixin's ``act(inputs, role=...)`` calls ``compute`` and optionally clips the
 
 These are the documented skrl 2.x interfaces (``skrl.models.torch.Model``, ``DeterministicMixin``), written anew;
 ``Model.__init__`` also accepts skrl 1.x's positional ``(observation_space, action_space, device)``.
+
+Two ready-made recurrent models (skrl's RNN DDPG example architecture) for :class:`ddpgx_torch.DDPG_RNN`:
+:class:`RecurrentPolicy` and :class:`RecurrentQFunction`, a recurrent layer
+(:class:`ddpgx_torch.core.networks._Recurrent`) before the default networks' heads.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium
 import torch
 
-from ddpgx_torch import distributed
+from ddpgx_torch.core import distributed
+from ddpgx_torch.core.networks import DeterministicPolicy, QFunction, _Recurrent
 
 
 def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
@@ -179,3 +185,49 @@ class DeterministicMixin:
         if self._d_clip_actions:
             actions = torch.clamp(actions, min=self._d_low, max=self._d_high)
         return actions, outputs
+
+
+class RecurrentPolicy(DeterministicMixin, Model):
+    """skrl-style recurrent policy: ``cell`` (``"lstm"``, ``"gru"``, ``"rnn"``) over the observations, then a
+    400-300 ReLU MLP and a tanh scaled to the action bounds (skrl's RNN DDPG example architecture)."""
+
+    def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
+                 num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
+                 hidden_sizes: Sequence[int] = (400, 300)):
+        Model.__init__(self, observation_space, action_space, device)
+        DeterministicMixin.__init__(self, clip_actions=False)
+        self.num_envs = num_envs
+        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
+        self.head = DeterministicPolicy(hidden_size, action_space.low.reshape(-1), action_space.high.reshape(-1),
+                                        action_space.shape, hidden_sizes)
+
+    def get_specification(self):
+        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
+        return {"rnn": {"sequence_length": self.core.sequence_length,
+                        "sizes": [size] * self.core.state_count()}}
+
+    def compute(self, inputs, role=""):
+        features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
+        return self.head(features), {"rnn": states}
+
+class RecurrentQFunction(DeterministicMixin, Model):
+    """skrl-style recurrent critic: ``cell`` over the observations (starting from the policy's stored hidden
+    states, as in skrl's DDPG_RNN), then ``Q = MLP(concat(features, action))``."""
+
+    def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
+                 num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
+                 hidden_sizes: Sequence[int] = (400, 300)):
+        Model.__init__(self, observation_space, action_space, device)
+        DeterministicMixin.__init__(self, clip_actions=False)
+        self.num_envs = num_envs
+        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
+        self.head = QFunction(hidden_size, self.num_actions, hidden_sizes)
+
+    def get_specification(self):
+        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
+        return {"rnn": {"sequence_length": self.core.sequence_length,
+                        "sizes": [size] * self.core.state_count()}}
+
+    def compute(self, inputs, role=""):
+        features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
+        return self.head(features, inputs["taken_actions"]).unsqueeze(-1), {"rnn": states}  # skrl's [N, 1]

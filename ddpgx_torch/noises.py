@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ddpgx_torch import noise
+from ddpgx_torch.core import noise
 
 
 class GaussianNoise:

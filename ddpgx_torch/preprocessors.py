@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium
 import torch
 
-from ddpgx_torch import scaler
+from ddpgx_torch.core import scaler
 
 
 class RunningStandardScaler:

@@ -40,7 +40,7 @@ def make_agent(env):
 
 def make_torch_agent(env):
     import ddpgx_torch
-    from ddpgx_torch import networks
+    from ddpgx_torch.core import networks
     from ddpgx_torch.memories import RandomMemory as TorchMemory
     from ddpgx_torch.noises import OrnsteinUhlenbeckNoise as TorchOU
     from ddpgx_torch.preprocessors import RunningStandardScaler as TorchScaler

@@ -2,7 +2,7 @@
 
 ``python tests/sharding_checks.py devices OUT``   with 8 forced host devices: sharded vs single-device numbers,
                                                   errors, checkpoints across layouts, the facade on a mesh.
-``python -m ddpgx.launch --nproc 2 tests/sharding_checks.py processes OUT``
+``python -m ddpgx.cli.launch --nproc 2 tests/sharding_checks.py processes OUT``
                                                   two processes (gloo), each feeding half of every batch.
 ``python tests/sharding_checks.py single OUT``     the same updates on one device of one process.
 
@@ -23,7 +23,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ddpgx  # noqa: E402
-from ddpgx import checkpoints, sharding  # noqa: E402
+from ddpgx import checkpoints  # noqa: E402
+from ddpgx.core import sharding  # noqa: E402
 
 OBS = gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
@@ -148,7 +149,7 @@ def check_devices(out):
     results["facade"] = {"step": int(agent.train_state.step), "devices": len(leaf.sharding.device_set),
                          "finite": bool(np.all(np.isfinite(np.asarray(leaf))))}
     # The fully jitted loop (gymnax) with the mesh inside its one program: 10 updates against one device.
-    from ddpgx import jitted
+    from ddpgx.core import jitted
 
     env, env_params = jitted.make_env("gymnax:Pendulum-v1")
     loop_settings = jitted.JittedConfig(timesteps=30, learning_starts=20, memory_size=64, eval_interval=30,

@@ -14,7 +14,7 @@ import optax
 import pytest
 
 import ddpgx
-from ddpgx import networks
+from ddpgx.core import networks
 from ddpgx.envs import wrap_env
 from ddpgx.memories import RandomMemory
 from ddpgx.models import DeterministicMixin, Model

@@ -11,7 +11,7 @@ import pytest
 import flax.linen as nn
 
 import ddpgx
-from ddpgx import networks
+from ddpgx.core import networks
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT_SPACE = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
@@ -93,10 +93,10 @@ def test_no_recompilation_across_calls_and_states():
     assert ddpgx.update._cache_size() == size
     ts_act = small_state(config)
     ddpgx.act(ts_act, np.zeros((1, 3), np.float32), timestep=0, timesteps=10)
-    act_size = ddpgx.core._act._cache_size()
+    act_size = ddpgx.core.ddpg._act._cache_size()
     for t in range(1, 5):
         _, ts_act, _ = ddpgx.act(ts_act, np.zeros((1, 3), np.float32), timestep=t, timesteps=10)
-    assert ddpgx.core._act._cache_size() == act_size
+    assert ddpgx.core.ddpg._act._cache_size() == act_size
 
 
 def test_update_composes_in_lax_scan_and_matches_a_python_loop():

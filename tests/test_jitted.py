@@ -16,7 +16,8 @@ import pytest
 from flax import struct
 
 import ddpgx
-from ddpgx import jitted, networks, runner
+from ddpgx.core import jitted, networks
+from ddpgx.cli import jitted_run, runner
 
 gymnax = pytest.importorskip("gymnax")
 from gymnax.environments import environment  # noqa: E402
@@ -60,7 +61,7 @@ def gymnasium_returns(ts, episodes=10, seed=10_000):
 def test_jitted_loop_and_facade_both_solve_pendulum(tmp_path):
     # skrl's example settings (batch 100, OU noise, 100 random steps, 400-300 MLPs), seed 0, 10,000 steps each.
     steps = 10_000
-    ts_jit, summary = ddpgx.train_gymnax("gymnax:Pendulum-v1", timesteps=steps, seed=0, eval_interval=2_500,
+    ts_jit, summary = jitted_run.train_gymnax("gymnax:Pendulum-v1", timesteps=steps, seed=0, eval_interval=2_500,
                                          progress=False)
     assert int(ts_jit.step) == steps - 100  # one gradient step per environment step from learning_starts on
     metrics = summary["metrics"]
@@ -263,7 +264,7 @@ def test_probe_truncation_bootstraps_and_termination_cuts(terminal, v0, v1):
 def test_progress_logger_writes_progress_and_tensorboard_from_a_vmapped_run(tmp_path):
     env, env_params = pendulum()
     stream = io.StringIO()
-    logger = jitted.ProgressLogger(SHORT.timesteps, SHORT.num_envs, logdir=str(tmp_path), runs=2, stream=stream)
+    logger = jitted_run.ProgressLogger(SHORT.timesteps, SHORT.num_envs, logdir=str(tmp_path), runs=2, stream=stream)
     train = ddpgx.make_train(env, env_params, SHORT_CONFIG, SHORT, callback=logger, **small_networks())
     _, metrics = jax.jit(jax.vmap(train))(jax.random.split(jax.random.key(1), 2), None, jnp.arange(2))
     jax.effects_barrier()
@@ -326,7 +327,7 @@ def test_bad_input_names_the_value():
     with pytest.raises(ValueError, match=r"learning_rate cannot be set: config.learning_rate is a schedule"):
         ddpgx.with_hyperparams(ts, learning_rate=1e-4)
     with pytest.raises(ValueError, match=r"seed=-1 is invalid"):
-        ddpgx.train_gymnax("Pendulum-v1", seed=-1)
+        jitted_run.train_gymnax("Pendulum-v1", seed=-1)
 
 
 def test_gymnax_spaces_become_gymnasium_spaces():

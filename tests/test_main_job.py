@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ddpgx import __main__ as cli
-from ddpgx import runner
+from ddpgx.cli import runner
 from ddpgx.envs import true_next_observations, wrap_env
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import ddpgx
-from ddpgx import networks, noise
+from ddpgx.core import networks, noise
 
 Z = 5.0  # tolerance in standard errors (two-sided false-alarm rate ~6e-7 for a normal estimator)
 OBS_SIZE = 3

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import ddpgx
-from ddpgx import networks
+from ddpgx.core import networks
 
 BATCH = 128
 

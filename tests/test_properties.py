@@ -200,7 +200,7 @@ torch = pytest.importorskip("torch")
 
 def torch_agent(**kwargs):
     import ddpgx_torch
-    from ddpgx_torch import networks as torch_networks
+    from ddpgx_torch.core import networks as torch_networks
 
     observation_space = kwargs.pop("observation_space", OBS)
     action_space = kwargs.pop("action_space", ACT)
@@ -223,10 +223,10 @@ def test_torch_any_cfg_value_is_accepted_or_named(field, value):
 @SETTINGS
 @given(observation_space=spaces(), action_space=spaces())
 def test_torch_any_spaces_are_accepted_or_named(observation_space, action_space):
-    from ddpgx_torch import networks as torch_networks
+    from ddpgx_torch.core import networks as torch_networks
 
     def build():
-        from ddpgx import spaces as spaces_lib
+        from ddpgx.core import spaces as spaces_lib
 
         size = spaces_lib.input_layout(observation_space, "observation_space").size
         layout = spaces_lib.action_layout(action_space)

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 
 import ddpgx
-from ddpgx import networks, replay
-from ddpgx.types import Transition
+from ddpgx.core import networks, replay
+from ddpgx.core.types import Transition
 
 P_MIN = 1e-3  # chi-square p-value threshold for the uniformity tests (fixed seeds, so the outcome is deterministic)
 

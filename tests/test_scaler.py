@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ddpgx
-from ddpgx import networks, scaler
+from ddpgx.core import networks, scaler
 
 RTOL = 1e-5  # float32 streaming statistics vs float64 NumPy over the same float32 data
 

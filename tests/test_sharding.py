@@ -77,7 +77,7 @@ def test_jitted_loop_on_a_mesh_matches_one_device(eight_devices):
 
 
 def test_two_processes_match_one(tmp_path):
-    run(["-m", "ddpgx.launch", "--nproc", "2", CHECKS, "processes", str(tmp_path / "two.npz")])
+    run(["-m", "ddpgx.cli.launch", "--nproc", "2", CHECKS, "processes", str(tmp_path / "two.npz")])
     run([CHECKS, "single", str(tmp_path / "one.npz")])
     two, one = np.load(tmp_path / "two.npz"), np.load(tmp_path / "one.npz")
     assert json.loads((tmp_path / "two.npz.json").read_text()) == {"devices": 2, "processes": 2}
@@ -88,7 +88,7 @@ def test_two_processes_match_one(tmp_path):
 
 
 def test_launcher_reports_a_failing_process(tmp_path):
-    from ddpgx.launch import launch
+    from ddpgx.cli.launch import launch
 
     script = tmp_path / "fail.py"
     script.write_text("import os, sys\nsys.exit(3 if os.environ['DDPGX_PROCESS_ID'] == '1' else 0)\n")

@@ -20,7 +20,8 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 import ddpgx_torch  # noqa: E402
-from ddpgx_torch import networks, replay  # noqa: E402
+from ddpgx_torch.models import RecurrentPolicy, RecurrentQFunction  # noqa: E402
+from ddpgx_torch.core import networks, replay  # noqa: E402
 from ddpgx_torch.memories import RandomMemory  # noqa: E402
 from ddpgx_torch.noises import OrnsteinUhlenbeckNoise  # noqa: E402
 from ddpgx_torch.trainers import SequentialTrainer  # noqa: E402
@@ -183,7 +184,7 @@ def test_a_skrl_script_launched_by_torchrun_trains_data_parallel(tmp_path):
 
 
 def test_launch_environment_errors_name_the_variable(monkeypatch):
-    from ddpgx_torch import distributed
+    from ddpgx_torch.core import distributed
 
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
@@ -226,8 +227,8 @@ def test_sequences_never_straddle_the_write_position():
 def test_hidden_states_are_stored_per_transition_and_reset_at_episode_starts():
     kw = dict(cell="gru", hidden_size=8, sequence_length=4, hidden_sizes=(16,))
     ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(), OBS, ACT, num_envs=2,
-                          policy=networks.RecurrentPolicy(OBS, ACT, num_envs=2, **kw),
-                          critic=networks.RecurrentQFunction(OBS, ACT, num_envs=2, **kw))
+                          policy=RecurrentPolicy(OBS, ACT, num_envs=2, **kw),
+                          critic=RecurrentQFunction(OBS, ACT, num_envs=2, **kw))
     assert ts.spec.rnn == ddpgx_torch.RNNSpec(4, ((1, 2, 8),))
     obs = torch.randn(2, 3)
     _, ts, info = ddpgx_torch.act(ts, obs)
@@ -240,7 +241,7 @@ def test_hidden_states_are_stored_per_transition_and_reset_at_episode_starts():
 
 def test_target_networks_start_from_the_next_steps_hidden_state():
     """In an update, the policy reads sequence step 0's stored state and the target policy step 1's."""
-    policy = networks.RecurrentPolicy(OBS, ACT, cell="rnn", hidden_size=4, sequence_length=3, hidden_sizes=(8,))
+    policy = RecurrentPolicy(OBS, ACT, cell="rnn", hidden_size=4, sequence_length=3, hidden_sizes=(8,))
     policy.train()
     obs = torch.randn(2 * 3, 3)
     states = torch.randn(1, 2 * 3, 4)
@@ -257,8 +258,8 @@ def test_target_networks_start_from_the_next_steps_hidden_state():
 def test_recurrent_core_updates_on_sequences(cell):
     kw = dict(cell=cell, hidden_size=16, sequence_length=4, hidden_sizes=(32,))
     ts = ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=8), OBS, ACT,
-                          policy=networks.RecurrentPolicy(OBS, ACT, **kw),
-                          critic=networks.RecurrentQFunction(OBS, ACT, **kw))
+                          policy=RecurrentPolicy(OBS, ACT, **kw),
+                          critic=RecurrentQFunction(OBS, ACT, **kw))
     n = len(ts.rnn_states)
     g = torch.Generator().manual_seed(0)
     batch = ddpgx_torch.Transition(

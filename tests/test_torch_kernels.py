@@ -12,7 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import ddpgx_torch  # noqa: E402
-from ddpgx_torch import core, linear, networks  # noqa: E402
+from ddpgx_torch.core import ddpg as core  # noqa: E402
+from ddpgx_torch.core import linear, networks  # noqa: E402
 
 needs_onednn = pytest.mark.skipif(not linear.available(), reason="this torch build has no oneDNN linear")
 

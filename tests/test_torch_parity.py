@@ -21,7 +21,7 @@ import test_update_reference as ref  # noqa: E402 -- tests/ is on sys.path under
 
 import ddpgx  # noqa: E402
 import ddpgx_torch  # noqa: E402
-from ddpgx_torch import convert  # noqa: E402
+from ddpgx_torch.core import convert  # noqa: E402
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (ref.OBS,), np.float32)
 
@@ -30,7 +30,7 @@ OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (ref.OBS,), np.float32)
 def gradients(request, monkeypatch):
     """Both ways ddpgx_torch computes gradients on its built-in networks: their own pullbacks (the default) and
     autograd (what any other model gets); the fixture's value is the list of paths the steps took."""
-    from ddpgx_torch import core
+    from ddpgx_torch.core import ddpg as core
 
     monkeypatch.setattr(core, "EXPLICIT_GRADIENTS", request.param == "explicit")
     taken = []

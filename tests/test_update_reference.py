@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ddpgx
-from ddpgx import networks
+from ddpgx.core import networks
 
 OBS, ACT, B = 3, 2, 8
 LOW, HIGH = np.array([-2.0, 0.0]), np.array([2.0, 1.0])

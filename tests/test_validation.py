@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import ddpgx
-from ddpgx import networks
-from ddpgx.types import Transition
+from ddpgx.core import networks
+from ddpgx.core.types import Transition
 
 Box, Dict, Discrete, MultiDiscrete = (gymnasium.spaces.Box, gymnasium.spaces.Dict, gymnasium.spaces.Discrete,
                                       gymnasium.spaces.MultiDiscrete)

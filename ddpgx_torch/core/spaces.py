@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddpgx.spaces import (
+from ddpgx.core.spaces import (
     ActionLayout,
     InputLayout,
     action_layout,

@@ -11,7 +11,6 @@ the agent), TensorBoard event files, ``checkpoints/agent_<timestep>`` and ``chec
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
 from typing import Any
@@ -210,40 +209,6 @@ def train(settings: RunSettings, *, resume: str | None = None, progress: bool | 
         _write_json(os.path.join(agent.experiment_dir, "summary.json"), result)
     agent.close()
     result["agent"] = agent
-    return result
-
-
-def train_jitted(settings: RunSettings, *, progress: bool | None = None, log: Any = print) -> dict[str, Any]:
-    """The main job on a gymnax environment (``settings.env_id`` ``"gymnax:<id>"``): the whole run as one compiled
-    program (:func:`ddpgx.jitted.train_gymnax`) with skrl's example settings, then the same outputs as
-    :func:`train`: TensorBoard logs, a checkpoint of the final train state, ``learning_curve.png`` and
-    ``summary.json`` (resuming is not supported on this path)."""
-    from ddpgx import jitted
-
-    name = settings.experiment_name or f"{datetime.datetime.now():%y-%m-%d_%H-%M-%S-%f}_DDPG_jitted"
-    run_dir = os.path.abspath(os.path.join(settings.directory, name))
-    os.makedirs(run_dir, exist_ok=True)
-    ts, summary = jitted.train_gymnax(settings.env_id, timesteps=settings.timesteps, num_envs=settings.num_envs,
-                                      seed=settings.seed, memory_size=settings.memory_size,
-                                      eval_episodes=max(settings.eval_episodes, 1), logdir=run_dir,
-                                      progress=progress is not False)
-    _write_json(os.path.join(run_dir, "run.json"), dataclasses.asdict(settings))
-    checkpoints.save(os.path.join(run_dir, "checkpoints", f"agent_{settings.timesteps}"),
-                     {"train_state": checkpoints.train_state_tree(ts)}, {"timestep": settings.timesteps})
-    metrics = summary["metrics"]
-    ended = metrics["episode_count"] > 0
-    result = {"experiment_dir": run_dir, "train_seconds": summary["train_seconds"],
-              "compile_seconds": summary["compile_seconds"], "env_steps_per_second": summary["env_steps_per_second"],
-              "episode_returns": summary["episode_returns"],
-              "episode_end_timesteps": metrics["timestep"][ended].astype(int).tolist(), "start_timestep": 0}
-    if settings.eval_episodes:
-        returns = [float(r) for r in summary["eval_returns"]]
-        result.update(eval_returns=returns, eval_mean=float(np.mean(returns)), eval_std=float(np.std(returns)))
-    result["learning_curve"] = plot_learning_curve(
-        os.path.join(run_dir, "learning_curve.png"), result["episode_end_timesteps"], result["episode_returns"],
-        title=f"DDPG on {settings.env_id}, one compiled program (seed {settings.seed})",
-        eval_return=result.get("eval_mean"))
-    _write_json(os.path.join(run_dir, "summary.json"), result)
     return result
 
 

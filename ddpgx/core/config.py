@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Union
 
 import jax
 
-from ddpgx import noise as noise_lib
+from ddpgx.core import noise as noise_lib
 
 Schedule = Callable[[jax.Array], jax.Array]
 LearningRate = Union[float, Schedule]

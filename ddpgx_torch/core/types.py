@@ -1,4 +1,4 @@
-"""The transition record shared by the replay buffer and the update (the twin of :mod:`ddpgx.types`)."""
+"""The transition record shared by the replay buffer and the update (the twin of :mod:`ddpgx.core.types`)."""
 
 from __future__ import annotations
 

@@ -43,10 +43,10 @@ import numpy as np
 import optax
 from flax import struct
 
-from ddpgx import losses, networks, replay, scaler, spaces
-from ddpgx import noise as noise_lib
-from ddpgx.config import DDPGConfig
-from ddpgx.types import Transition
+from ddpgx.core import losses, networks, replay, scaler, spaces
+from ddpgx.core import noise as noise_lib
+from ddpgx.core.config import DDPGConfig
+from ddpgx.core.types import Transition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -507,7 +507,7 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
 
     Args:
       train_state: the state; it is donated (do not use it after the call; use the returned one).
-      batch: a :class:`~ddpgx.types.Transition` with leading ``[batch]`` (``gradient_steps == 1``) or
+      batch: a :class:`~ddpgx.core.types.Transition` with leading ``[batch]`` (``gradient_steps == 1``) or
         ``[gradient_steps, batch]``; rewards and terminated may carry a trailing dimension of 1.
 
     Returns:

@@ -25,7 +25,8 @@ The run is split into intervals of ``eval_interval`` steps; at the end of each, 
 on ``eval_episodes`` fresh environments (inside the same program), and the interval's metrics (training-episode
 returns, mean losses and Q statistics over its updates, evaluation returns) are stacked into the output and, when a
 ``callback`` is given, sent to the host with ``jax.debug.callback`` (one call per interval, so it does not slow the
-loop). :class:`ProgressLogger` is such a callback: a progress line and TensorBoard scalars under skrl's tag names.
+loop). :class:`ddpgx.cli.jitted_run.ProgressLogger` is such a callback: a progress line and TensorBoard scalars
+under skrl's tag names.
 
 Sweeps: every number one may sweep is an array leaf of the train state (see :func:`with_hyperparams`), so
 ``jax.jit(jax.vmap(train))`` over seeds and hyperparameter values compiles once for the whole grid.
@@ -47,18 +48,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import sys
-import time
-from typing import Any, Callable, Mapping, Optional, TextIO
+from typing import Any, Callable, Mapping, Optional
 
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import core, replay
-from ddpgx.config import DDPGConfig
-from ddpgx.types import Transition
+from ddpgx.core import ddpg as core
+from ddpgx.core import replay
+from ddpgx.core.config import DDPGConfig
+from ddpgx.core.types import Transition
 
 Metrics = dict[str, jax.Array]
 
@@ -70,7 +70,7 @@ LOOP_METRICS = ("timestep", "episode_return", "episode_count", "eval_return", "e
 class JittedConfig:
     """What the jitted environment loop decides (static: it shapes the compiled program).
 
-    Defaults are skrl's Pendulum-v1 DDPG example (as in :mod:`ddpgx.runner`).
+    Defaults are skrl's Pendulum-v1 DDPG example (as in :mod:`ddpgx.cli.runner`).
 
     Attributes:
       timesteps: vector steps of the run (each steps all ``num_envs`` environments once).
@@ -389,7 +389,7 @@ def make_train(
       config: the algorithm's configuration.
       settings: the loop's configuration.
       callback: host function called once per interval with that interval's metrics as NumPy values (under
-        ``vmap``, once per run, told apart by ``metrics["run"]``), e.g. a :class:`ProgressLogger`.
+        ``vmap``, once per run, told apart by ``metrics["run"]``), e.g. a :class:`ddpgx.cli.jitted_run.ProgressLogger`.
       mesh: data parallelism inside the program (:mod:`ddpgx.sharding`): a mesh with a ``"data"`` axis or a device
         count. The train state is replicated, the replay storage and every minibatch split over the devices.
       init_kwargs: passed to :func:`ddpgx.init` (custom ``policy``/``critic`` modules, optimizers).
@@ -414,7 +414,7 @@ def make_train(
         raise ValueError(f"callback={callback!r} is invalid: expected a callable or None")
     observation_space, action_space = spaces_of(env, env_params)  # validated now, with a clear message
     if mesh is not None:
-        from ddpgx import sharding
+        from ddpgx.core import sharding
 
         mesh = sharding.make_mesh(mesh) if isinstance(mesh, int) else sharding._check_mesh(mesh)
         devices = mesh.shape[core.DATA_AXIS]
@@ -560,88 +560,7 @@ def _host_call(callback: Callable[[dict[str, np.ndarray]], None]) -> Callable[[d
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Host-side progress and TensorBoard
-
-
-class ProgressLogger:
-    """A ``callback`` for :func:`make_train`: a progress line per interval and TensorBoard scalars.
-
-    TensorBoard tags are the facade's (skrl's): the update's metrics through ``ddpgx.tracking.METRIC_TAGS``, the
-    training-episode return as ``Reward / Total reward (mean)`` and the evaluation return as
-    ``Reward / Evaluation return (mean)``, at step = environment steps (vector steps x ``num_envs``). Runs of a
-    ``vmap`` are told apart by ``metrics["run"]``; each run ``r`` writes to ``<logdir>/run_<r>`` when ``runs > 1``.
-
-    Args:
-      timesteps: vector steps of the run (for the progress fraction).
-      num_envs: environments per vector step (for TensorBoard steps and rates).
-      logdir: TensorBoard directory, or None for no event files.
-      runs: how many runs (vmapped) report to this logger.
-      progress: print a progress line per interval (to ``stream``).
-    """
-
-    def __init__(self, timesteps: int, num_envs: int = 1, *, logdir: Optional[str] = None, runs: int = 1,
-                 progress: bool = True, stream: Optional[TextIO] = None):
-        _check_int("timesteps", timesteps, 1)
-        _check_int("num_envs", num_envs, 1)
-        _check_int("runs", runs, 1)
-        self.timesteps, self.num_envs, self.runs = timesteps, num_envs, runs
-        self.progress, self.stream = progress, stream
-        self.logdir = logdir
-        self._writers: dict[int, Any] = {}
-        self._start = time.perf_counter()
-        self.history: list[dict[str, np.ndarray]] = []
-
-    def reset_clock(self) -> None:
-        """Starts the rate measurement now (call it right before running the compiled program)."""
-        self._start = time.perf_counter()
-
-    def _writer(self, run: int):
-        if run not in self._writers:
-            from ddpgx import tracking
-
-            path = self.logdir if self.runs == 1 else f"{self.logdir}/run_{run}"
-            self._writers[run] = tracking.SummaryWriter(path)
-        return self._writers[run]
-
-    def __call__(self, metrics: dict[str, np.ndarray]) -> None:
-        self.history.append(metrics)
-        run, t = int(metrics["run"]), int(metrics["timestep"])
-        env_steps = t * self.num_envs
-        if self.logdir is not None:
-            from ddpgx import tracking
-
-            writer = self._writer(run)
-            for key, tag in tracking.METRIC_TAGS.items():
-                if key in metrics and int(metrics["update_count"]) > 0:
-                    writer.add_scalar(tag, float(metrics[key]), env_steps)
-            if int(metrics["episode_count"]) > 0:
-                writer.add_scalar("Reward / Total reward (mean)", float(metrics["episode_return"]), env_steps)
-            if np.isfinite(metrics["eval_return"]):
-                writer.add_scalar("Reward / Evaluation return (mean)", float(metrics["eval_return"]), env_steps)
-            writer.flush()
-        if self.progress:
-            elapsed = time.perf_counter() - self._start
-            width = 20
-            filled = int(width * t / self.timesteps)
-            bar = "#" * filled + "." * (width - filled)
-            prefix = f"run {run} " if self.runs > 1 else ""
-            stream = self.stream or sys.stdout
-            print(
-                f"{prefix}[{bar}] {t:>7}/{self.timesteps}  return {float(metrics['episode_return']):9.2f}  "
-                f"eval {float(metrics['eval_return']):9.2f}  critic loss {float(metrics['critic_loss']):8.4f}  "
-                f"{elapsed:6.1f} s",
-                file=stream, flush=True,
-            )
-
-    def close(self) -> None:
-        """Closes the TensorBoard writers."""
-        for writer in self._writers.values():
-            writer.close()
-        self._writers.clear()
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The main job
+# Environments
 
 
 def make_env(env_id: str) -> tuple[Any, Any]:
@@ -663,92 +582,14 @@ def make_env(env_id: str) -> tuple[Any, Any]:
         raise ValueError(f"env_id={env_id!r} is not a gymnax environment: {error}") from None
 
 
-def pendulum_config() -> DDPGConfig:
-    """skrl's Pendulum-v1 DDPG example (:func:`ddpgx.runner.skrl_example_cfg`) as the core's :class:`DDPGConfig`:
-    batch 100, OU noise (theta 0.15, sigma 0.1), 100 random timesteps, lr 1e-3, gamma 0.99, polyak 0.005."""
-    from ddpgx import agent, runner  # imported here: the agent's package imports this module
-
-    return agent.core_config(runner.skrl_example_cfg())
-
-
-def train_gymnax(
-    env_id: str,
-    *,
-    timesteps: int = 15_000,
-    num_envs: int = 1,
-    seed: int = 0,
-    config: Optional[DDPGConfig] = None,
-    learning_starts: int = 100,
-    memory_size: int = 15_000,
-    eval_interval: int = 1_000,
-    eval_episodes: int = 10,
-    logdir: Optional[str] = None,
-    progress: bool = True,
-    stream: Optional[TextIO] = None,
-) -> tuple[core.TrainState, dict[str, Any]]:
-    """The main job on a gymnax environment: one compiled program for the whole training run.
-
-    Args:
-      env_id: a gymnax id, with or without the ``gymnax:`` prefix (``"gymnax:Pendulum-v1"``).
-      timesteps: vector steps; ``num_envs`` environments each take that many steps.
-      seed: the run's PRNG seed (``jax.random.key(seed)``).
-      config: the algorithm's configuration; default :func:`pendulum_config` (skrl's example settings).
-      learning_starts, memory_size, eval_interval, eval_episodes: see :class:`JittedConfig`.
-      logdir: TensorBoard directory (skrl's tags), or None.
-      progress: print a progress line per interval.
-
-    Returns:
-      ``(train_state, summary)``, summary a dict: ``train_seconds`` (the compiled run, evaluations included),
-      ``compile_seconds``, ``env_steps_per_second``, ``episode_returns`` (per interval, the mean return of the
-      training episodes that ended in it; intervals where none ended are left out), ``eval_returns`` (the last
-      evaluation's per-episode returns), ``eval_return`` (their mean) and ``metrics`` (all per-interval arrays,
-      NumPy).
-
-    Raises:
-      ValueError: for an unknown environment or bad settings, naming the value.
-    """
-    _check_int("seed", seed, 0)
-    settings = JittedConfig(timesteps=timesteps, num_envs=num_envs, learning_starts=learning_starts,
-                            memory_size=memory_size, eval_interval=eval_interval, eval_episodes=eval_episodes)
-    env, env_params = make_env(env_id)
-    config = config or pendulum_config()
-    logger = ProgressLogger(timesteps, num_envs, logdir=logdir, progress=progress, stream=stream)
-    callback = logger if (progress or logdir is not None) else None
-    train = make_train(env, env_params, config, settings, callback=callback)
-    key = jax.random.key(seed)
-    start = time.perf_counter()
-    compiled = jax.jit(train).lower(key).compile()
-    compile_seconds = time.perf_counter() - start
-    logger.reset_clock()
-    start = time.perf_counter()
-    train_state, metrics = jax.block_until_ready(compiled(key))
-    seconds = time.perf_counter() - start
-    logger.close()
-    metrics = jax.tree.map(np.asarray, metrics)
-    counts = metrics["episode_count"]
-    eval_returns = metrics["eval_returns"][-1].tolist() if eval_episodes else []
-    return train_state, {
-        "train_seconds": seconds,
-        "compile_seconds": compile_seconds,
-        "env_steps_per_second": timesteps * num_envs / seconds,
-        "episode_returns": metrics["episode_return"][counts > 0].tolist(),
-        "eval_returns": eval_returns,
-        "eval_return": float(np.mean(eval_returns)) if eval_returns else float("nan"),
-        "metrics": metrics,
-    }
-
-
 __all__ = [
     "JittedConfig",
     "LOOP_METRICS",
-    "ProgressLogger",
     "evaluate",
     "init",
     "learning_rates",
     "make_env",
     "make_train",
-    "pendulum_config",
     "spaces_of",
-    "train_gymnax",
     "with_hyperparams",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ddpgx_torch.types import Transition
+from ddpgx_torch.core.types import Transition
 
 
 @dataclasses.dataclass

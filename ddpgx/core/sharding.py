@@ -18,7 +18,7 @@ Usage::
 
 Several hosts: start one process per host with :func:`initialize` (coordinator address, process count and id from
 its arguments or the ``DDPGX_COORDINATOR_ADDRESS``, ``DDPGX_NUM_PROCESSES``, ``DDPGX_PROCESS_ID`` variables, as
-:mod:`ddpgx.launch` sets them), build the mesh over all processes' devices, and let each process pass *its own
+:mod:`ddpgx.cli.launch` sets them), build the mesh over all processes' devices, and let each process pass *its own
 share* of the global batch to :func:`shard_batch` (``jax.make_array_from_process_local_data``). Only process 0
 writes logs and checkpoints (:func:`is_main_process`).
 
@@ -37,8 +37,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ddpgx import replay
-from ddpgx.core import DATA_AXIS, TrainState
+from ddpgx.core import replay
+from ddpgx.core.ddpg import DATA_AXIS, TrainState
 
 __all__ = ["DATA_AXIS", "initialize", "is_main_process", "make_mesh", "shard", "shard_batch", "shard_replay",
            "unshard"]

@@ -1,4 +1,4 @@
-"""Runs N local copies of a Python program as one multi-process JAX job: ``python -m ddpgx.launch --nproc 2 prog.py``.
+"""Runs N local copies of a program as one multi-process JAX job: ``python -m ddpgx.cli.launch --nproc 2 prog.py``.
 
 Each copy gets ``DDPGX_COORDINATOR_ADDRESS`` (127.0.0.1 and a free port), ``DDPGX_NUM_PROCESSES`` and
 ``DDPGX_PROCESS_ID`` in its environment; the program calls :func:`ddpgx.sharding.initialize` to join. If one copy
@@ -60,7 +60,7 @@ def launch(command: list[str], nproc: int, *, port: int | None = None, env: dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ddpgx.launch", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m ddpgx.cli.launch", description=__doc__.split("\n\n")[0])
     parser.add_argument("--nproc", type=int, default=2, help="processes to start (default 2)")
     parser.add_argument("--port", type=int, default=None, help="coordinator port on 127.0.0.1 (default: a free one)")
     parser.add_argument("program", help="a Python file")
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return launch([sys.executable, args.program, *args.args], args.nproc, port=args.port)
     except ValueError as error:
-        print(f"ddpgx.launch: error: {error}", file=sys.stderr)
+        print(f"ddpgx.cli.launch: error: {error}", file=sys.stderr)
         return 2
 
 

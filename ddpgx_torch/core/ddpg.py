@@ -49,11 +49,11 @@ import torch
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
-from ddpgx_torch import distributed, linear, losses, networks, scaler, spaces
-from ddpgx_torch import noise as noise_lib
-from ddpgx_torch import replay as replay_lib
-from ddpgx_torch.config import DDPGConfig
-from ddpgx_torch.types import Transition
+from ddpgx_torch.core import distributed, linear, losses, networks, scaler, spaces
+from ddpgx_torch.core import noise as noise_lib
+from ddpgx_torch.core import replay as replay_lib
+from ddpgx_torch.core.config import DDPGConfig
+from ddpgx_torch.core.types import Transition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -743,7 +743,7 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
 
     Args:
       train_state: the state (updated in place and returned).
-      batch: a :class:`~ddpgx_torch.types.Transition` with leading ``[batch]`` (``gradient_steps == 1``) or
+      batch: a :class:`~ddpgx_torch.core.types.Transition` with leading ``[batch]`` (``gradient_steps == 1``) or
         ``[gradient_steps, batch]`` (recurrent: followed by ``[sequence_length]``, with ``rnn_states``); tensors
         or arrays; rewards and terminated may carry a trailing dimension of 1.
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from ddpgx.config import _nonnegative_int, _positive_int, _real_in  # one set of validators, both backends
-from ddpgx_torch import noise as noise_lib
+from ddpgx.core.config import _nonnegative_int, _positive_int, _real_in  # one set of validators, both backends
+from ddpgx_torch.core import noise as noise_lib
 
 MIXED_PRECISION = (False, True, "bf16", "fp16")
 

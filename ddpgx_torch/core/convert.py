@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ddpgx_torch import networks
+from ddpgx_torch.core import networks
 
 
 def _dense_paths(params: Any, prefix: tuple = ()) -> list[tuple]:

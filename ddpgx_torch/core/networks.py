@@ -11,7 +11,8 @@ copy weights with :func:`ddpgx_torch.convert.load_flax_params` for identical sta
 
 Any ``torch.nn.Module`` can replace them: a policy ``policy(observations [B, obs]) -> actions [B, *action_shape]``
 and a critic ``critic(inputs [B, n], actions [B, action_size]) -> q [B]`` (a trailing dimension of 1 is accepted),
-or skrl-style models (:mod:`ddpgx_torch.models`).
+or skrl-style models (:mod:`ddpgx_torch.models`, which also holds the recurrent policy and critic built on
+:class:`_Recurrent`, ``RecurrentPolicy`` and ``RecurrentQFunction``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ddpgx_torch import linear
-from ddpgx_torch.linear import Linear
-from ddpgx_torch.models import DeterministicMixin, Model
+from ddpgx_torch.core import linear
+from ddpgx_torch.core.linear import Linear
 
 
 class MLP(nn.Module):
@@ -177,49 +177,3 @@ class _Recurrent(nn.Module):
             outs.append(out)
             i0 = i1
         return torch.cat(outs, dim=1).reshape(-1, self.hidden_size), h
-
-
-class RecurrentPolicy(DeterministicMixin, Model):
-    """skrl-style recurrent policy: ``cell`` (``"lstm"``, ``"gru"``, ``"rnn"``) over the observations, then a
-    400-300 ReLU MLP and a tanh scaled to the action bounds (skrl's RNN DDPG example architecture)."""
-
-    def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
-                 num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
-                 hidden_sizes: Sequence[int] = (400, 300)):
-        Model.__init__(self, observation_space, action_space, device)
-        DeterministicMixin.__init__(self, clip_actions=False)
-        self.num_envs = num_envs
-        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
-        self.head = DeterministicPolicy(hidden_size, action_space.low.reshape(-1), action_space.high.reshape(-1),
-                                        action_space.shape, hidden_sizes)
-
-    def get_specification(self):
-        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
-        return {"rnn": {"sequence_length": self.core.sequence_length,
-                        "sizes": [size] * self.core.state_count()}}
-
-    def compute(self, inputs, role=""):
-        features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
-        return self.head(features), {"rnn": states}
-
-class RecurrentQFunction(DeterministicMixin, Model):
-    """skrl-style recurrent critic: ``cell`` over the observations (starting from the policy's stored hidden
-    states, as in skrl's DDPG_RNN), then ``Q = MLP(concat(features, action))``."""
-
-    def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
-                 num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
-                 hidden_sizes: Sequence[int] = (400, 300)):
-        Model.__init__(self, observation_space, action_space, device)
-        DeterministicMixin.__init__(self, clip_actions=False)
-        self.num_envs = num_envs
-        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
-        self.head = QFunction(hidden_size, self.num_actions, hidden_sizes)
-
-    def get_specification(self):
-        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
-        return {"rnn": {"sequence_length": self.core.sequence_length,
-                        "sizes": [size] * self.core.state_count()}}
-
-    def compute(self, inputs, role=""):
-        features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
-        return self.head(features, inputs["taken_actions"]).unsqueeze(-1), {"rnn": states}  # skrl's [N, 1]

@@ -2,7 +2,7 @@
 
 DDPG is off-policy: it learns from transitions sampled uniformly from a buffer of past experience, which breaks
 the temporal correlation of consecutive samples (Lillicrap et al. 2015, following DQN). The buffer is a ring of
-fixed capacity holding a :class:`~ddpgx.types.Transition` pytree with a leading ``[capacity]`` axis; ``add``
+fixed capacity holding a :class:`~ddpgx.core.types.Transition` pytree with a leading ``[capacity]`` axis; ``add``
 writes a batch from N environments at once and wraps around, overwriting the oldest entries; ``sample`` draws
 indices uniformly among the filled entries, with replacement by default or, for a buffer made with
 ``replacement=False`` (skrl's ``RandomMemory(replacement=False)``), as a uniformly random subset of distinct entries
@@ -12,7 +12,7 @@ three are jittable, so sampling can run inside the update's jit and a whole trai
 Example:
   >>> import jax, jax.numpy as jnp
   >>> from ddpgx import replay
-  >>> from ddpgx.types import Transition
+  >>> from ddpgx.core.types import Transition
   >>> example = Transition(jnp.zeros(3), jnp.zeros(1), jnp.zeros(()), jnp.zeros(3), jnp.zeros((), bool))
   >>> buffer = replay.init(1000, example)
   >>> batch = jax.tree.map(lambda x: jnp.stack([x, x]), example)  # two environments
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from ddpgx.types import Transition
+from ddpgx.core.types import Transition
 
 
 @struct.dataclass
