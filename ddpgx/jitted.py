@@ -30,7 +30,7 @@ loop). :class:`ProgressLogger` is such a callback: a progress line and TensorBoa
 Sweeps: every number one may sweep is an array leaf of the train state (see :func:`with_hyperparams`), so
 ``jax.jit(jax.vmap(train))`` over seeds and hyperparameter values compiles once for the whole grid.
 
-Example:
+Examples:
   >>> import gymnax, jax, ddpgx
   >>> env, env_params = gymnax.make("Pendulum-v1")
   >>> settings = ddpgx.JittedConfig(timesteps=200, learning_starts=50, memory_size=200, eval_interval=100,
@@ -252,7 +252,7 @@ def with_hyperparams(
       ValueError: for an out-of-range number, a learning rate on an optimizer without an injected one (or driven by a
         schedule), or a noise field the configured noise does not have.
 
-    Example:
+    Examples:
       >>> import gymnasium, jax, jax.numpy as jnp, ddpgx
       >>> space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
       >>> ts = ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), space, space)
@@ -385,7 +385,8 @@ def make_train(
     to run many trainings as one program.
 
     Args:
-      env, env_params: a gymnax environment (``step`` returning six values) and its parameters.
+      env: a gymnax environment (``step`` returning six values).
+      env_params: its parameters.
       config: the algorithm's configuration.
       settings: the loop's configuration.
       callback: host function called once per interval with that interval's metrics as NumPy values (under
@@ -693,7 +694,10 @@ def train_gymnax(
       timesteps: vector steps; ``num_envs`` environments each take that many steps.
       seed: the run's PRNG seed (``jax.random.key(seed)``).
       config: the algorithm's configuration; default :func:`pendulum_config` (skrl's example settings).
-      learning_starts, memory_size, eval_interval, eval_episodes: see :class:`JittedConfig`.
+      learning_starts: see :class:`JittedConfig`.
+      memory_size: see :class:`JittedConfig`.
+      eval_interval: see :class:`JittedConfig`.
+      eval_episodes: see :class:`JittedConfig`.
       logdir: TensorBoard directory (skrl's tags), or None.
       progress: print a progress line per interval.
 

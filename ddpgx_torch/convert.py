@@ -6,7 +6,7 @@ tanh scaled to the bounds) have the same layers in the same order, so their para
 ``Dense`` (in the flax parameter tree's order) is the i-th ``nn.Linear`` (in ``module.modules()`` order), kernel
 transposed. Any pair of networks made only of dense layers in matching order converts the same way.
 
-Example:
+Examples:
   >>> import gymnasium, jax, numpy as np, torch, ddpgx, ddpgx_torch
   >>> from ddpgx_torch import convert
   >>> obs_space = gymnasium.spaces.Box(-1, 1, (3,), np.float32)

@@ -180,11 +180,12 @@ def init(
       observation_space: a ``Box`` or ``Dict``-of-``Box`` gymnasium space (Dict observations are flattened).
       action_space: a bounded ``Box``.
       state_space: optional privileged critic input (skrl 2.x ``states``).
-      policy, critic: ``torch.nn.Module``s (``policy(obs [B, obs_size]) -> [B, *action_shape]``,
-        ``critic(inputs [B, n], actions [B, action_size]) -> [B]``), or skrl-style models
-        (:class:`ddpgx_torch.models.Model` with ``act(inputs, role=...)``); default: 400-300 ReLU MLPs.
-      target_policy, target_critic: the target networks (their parameters are overwritten by copies of the
-        online ones); default: deep copies.
+      policy: a ``torch.nn.Module`` (``policy(obs [B, obs_size]) -> [B, *action_shape]``) or a skrl-style model
+        (:class:`ddpgx_torch.models.Model` with ``act(inputs, role=...)``); default: a 400-300 ReLU MLP.
+      critic: likewise, ``critic(inputs [B, n], actions [B, action_size]) -> [B]``; default: a 400-300 ReLU MLP.
+      target_policy: the target policy (its parameters are overwritten by copies of the online ones); default: a
+        deep copy.
+      target_critic: the same for the target critic.
       num_envs: environments acting in parallel.
       device: torch device (default: CPU).
 
