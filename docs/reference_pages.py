@@ -31,12 +31,13 @@ def _modules(package_dir: Path, dotted: str) -> list[tuple[str, str]]:
 
 
 def _nav(pages: list[tuple[str, str]]) -> list:
-    """Navigation entries: each package a section whose first entry is its own page, then its modules."""
+    """Navigation entries: each package a section whose first entry is its own page (its docstring and public
+    names), then its modules and subpackages in the order of their names."""
     tree: dict[str, list] = {}
     order: list[str] = []
     for name, page in pages:
         if page.endswith("/index.md"):
-            tree[name] = [{name: page}]
+            tree[name] = [{f"{name} (package)": page}]
             order.append(name)
             parent = name.rpartition(".")[0]
             if parent in tree:
