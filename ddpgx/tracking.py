@@ -57,7 +57,7 @@ class SummaryWriter:
     ``tensorboard`` uses its file I/O, as skrl's writer then does). ``EventFileWriter`` is looked up when the writer is
     made, so Weights & Biases' ``sync_tensorboard`` (which patches that class) sees these events.
 
-    Example:
+    Examples:
       >>> import tempfile
       >>> with SummaryWriter(tempfile.mkdtemp()) as writer:
       ...     writer.add_scalar("Loss / Critic loss", 0.5, 100)
