@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, networks, replay, sharding, spaces, tracking
+from ddpgx import checkpoints, core, networks, noises, replay, sharding, spaces, tracking
 from ddpgx import models as models_lib
 from ddpgx import noise as noise_lib
 from ddpgx.config import DDPGConfig
@@ -57,16 +57,22 @@ def _scheduled(rate: float, factory: Any, kwargs: Mapping) -> Any:
 
 
 def _noise(cfg: DDPG_CFG) -> Any:
+    """The core's noise parameters for ``cfg.exploration_noise``: a skrl-style noise class of :mod:`ddpgx.noises`
+    (constructed with ``exploration_noise_kwargs``) or instance, a core noise class (:mod:`ddpgx.noise`, ``device``
+    dropped) or instance, a distrax distribution, or None."""
     noise = cfg.exploration_noise
     if noise is None:
         return None
-    if isinstance(noise, type) or (callable(noise) and not isinstance(noise, noise_lib.SUPPORTED)):
-        kwargs = {k: v for k, v in cfg.exploration_noise_kwargs.items() if k != "device"}
+    if isinstance(noise, type) or (callable(noise) and not isinstance(noise, noise_lib.SUPPORTED + (noises.Noise,))):
+        skrl_style = isinstance(noise, type) and issubclass(noise, noises.Noise)
+        kwargs = {k: v for k, v in cfg.exploration_noise_kwargs.items() if skrl_style or k != "device"}
         try:
             noise = noise(**kwargs)
         except TypeError as error:
             raise ValueError(f"exploration_noise {cfg.exploration_noise!r} does not take exploration_noise_kwargs "
                              f"{kwargs}: {error}") from error
+    if isinstance(noise, noises.Noise):
+        noise = noise.params
     noise_lib.validate(noise)
     return noise
 
