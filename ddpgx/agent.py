@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, tracking
+from ddpgx import checkpoints, core, noises, tracking
 from ddpgx.core import networks, replay, sharding, spaces
 from ddpgx import models as models_lib
 from ddpgx.core import noise as noise_lib
@@ -58,16 +58,22 @@ def _scheduled(rate: float, factory: Any, kwargs: Mapping) -> Any:
 
 
 def _noise(cfg: DDPG_CFG) -> Any:
+    """The core's noise parameters for ``cfg.exploration_noise``: a skrl-style noise class of :mod:`ddpgx.noises`
+    (constructed with ``exploration_noise_kwargs``) or instance, a core noise class (:mod:`ddpgx.noise`, ``device``
+    dropped) or instance, a distrax distribution, or None."""
     noise = cfg.exploration_noise
     if noise is None:
         return None
-    if isinstance(noise, type) or (callable(noise) and not isinstance(noise, noise_lib.SUPPORTED)):
-        kwargs = {k: v for k, v in cfg.exploration_noise_kwargs.items() if k != "device"}
+    if isinstance(noise, type) or (callable(noise) and not isinstance(noise, noise_lib.SUPPORTED + (noises.Noise,))):
+        skrl_style = isinstance(noise, type) and issubclass(noise, noises.Noise)
+        kwargs = {k: v for k, v in cfg.exploration_noise_kwargs.items() if skrl_style or k != "device"}
         try:
             noise = noise(**kwargs)
         except TypeError as error:
             raise ValueError(f"exploration_noise {cfg.exploration_noise!r} does not take exploration_noise_kwargs "
                              f"{kwargs}: {error}") from error
+    if isinstance(noise, noises.Noise):
+        noise = noise.params
     noise_lib.validate(noise)
     return noise
 
@@ -106,7 +112,9 @@ def core_config(cfg: DDPG_CFG) -> DDPGConfig:
         grad_norm_clip=float(cfg.grad_norm_clip),
         random_timesteps=cfg.random_timesteps,
         exploration_noise=_noise(cfg),
-        exploration_scheduler=cfg.exploration_scheduler,
+        # skrl's schedulers are plain Python (``max(1 - t / T, 1e-2)``): the agent evaluates them on the host and
+        # passes the scale to the jitted act (core.act's ``scale``), so the core's config holds none to trace.
+        exploration_scheduler=None,
         observation_preprocessor=obs_scaler is not None,
         state_preprocessor=state_scaler is not None,
         preprocessor_epsilon=scalers[0].epsilon if scalers else 1e-8,
@@ -137,7 +145,18 @@ def _zeros(space: gymnasium.Space) -> Any:
 
 
 def _float32(tree: Any) -> Any:
-    return {k: _float32(v) for k, v in tree.items()} if isinstance(tree, Mapping) else np.asarray(tree, np.float32)
+    """An owned float32 copy: an environment may hand back its internal buffer and change it in place later, so
+    what the agent records (or matches a precomputed action against) must not be that buffer."""
+    return {k: _float32(v) for k, v in tree.items()} if isinstance(tree, Mapping) else np.array(tree, np.float32)
+
+
+def _same_values(a: Any, b: Any) -> bool:
+    """Equal structure, shapes and values (bit for bit, NaN never equal): whether a precomputed action applies."""
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        return (isinstance(a, Mapping) and isinstance(b, Mapping) and a.keys() == b.keys()
+                and all(_same_values(a[k], b[k]) for k in a))
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def _check_timesteps(timestep: Any, timesteps: Any) -> None:
@@ -160,11 +179,12 @@ def _nonfinite_rows(transition: Transition, n: int) -> list[tuple[int, str]]:
     return sorted(bad.items())
 
 
-def _network(model: Any, role: str, with_states: bool = False) -> Any:
-    """The core network for a model given in ``models``: adapters for skrl-style models, others as they are."""
+def _network(model: Any, role: str, observation_size: int = 0) -> Any:
+    """The core network for a model given in ``models``: adapters for skrl-style models, others as they are. With a
+    state space (``observation_size`` > 0) a skrl-style critic receives observations and states, as in skrl 2.x."""
     if models_lib.is_skrl_style(model):
         return (models_lib.PolicyAdapter(model, role) if role == "policy"
-                else models_lib.CriticAdapter(model, with_states, role))
+                else models_lib.CriticAdapter(model, observation_size > 0, role, observation_size))
     return model
 
 
@@ -231,6 +251,8 @@ class DDPG:
         self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
         self.device = _parse_device(device)
         self.training = False
+        # Evaluation with exploration noise (the trainer's stochastic_evaluation); training mode always explores.
+        self.explore_in_evaluation = False
 
         config = core_config(self.cfg)
         num_envs = memory.num_envs if memory is not None else 1
@@ -239,7 +261,8 @@ class DDPG:
         with jax.default_device(self.device):
             ts = core.init(key, config, observation_space, action_space, state_space=state_space,
                            policy=_network(self.policy, "policy"),
-                           critic=_network(critic, "critic", with_states=state_space is not None),
+                           critic=_network(critic, "critic", 0 if state_space is None else
+                                           spaces.input_layout(observation_space, "observation_space").size),
                            num_envs=num_envs)
             ts = self._with_model_params(ts)
             self.mesh = None if mesh is None else sharding.make_mesh(mesh) if isinstance(mesh, int) else mesh
@@ -260,7 +283,7 @@ class DDPG:
 
         self._episode_starts = np.ones(num_envs, bool)
         self._pending: Transition | None = None
-        self._prefetch: tuple | None = None  # (observations object, timestep, actions, key, noise_state, info)
+        self._prefetch: tuple | None = None  # (observations copy, timestep, actions, key, noise_state, info)
         self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")
         self.tracker = tracking.Tracker()
         self.tracking_data = self.tracker.data  # skrl's attribute name
@@ -271,6 +294,7 @@ class DDPG:
         self.experiment_dir = make_experiment_dir(self.cfg.experiment, type(self).__name__)
         self.checkpoint_best = {"timestep": 0, "reward": -math.inf, "saved": True, "items": None}
         self._wandb = None
+        self._bind_models()
 
     # ----------------------------------------------------------------------------------------------------------------
     # construction helpers
@@ -280,7 +304,9 @@ class DDPG:
         replaced = {}
         for role, field in (("policy", "policy_params"), ("critic", "critic_params")):
             model = self.models.get(role)
-            params = getattr(model, "state_dict", None) if models_lib.is_skrl_style(model) else None
+            params = None
+            if models_lib.is_skrl_style(model) and "_ddpgx_state_dict" in model.__dict__:
+                params = model.state_dict.params
             if params is not None:
                 expected = jax.tree.structure(getattr(ts, field))
                 if jax.tree.structure(params) != expected:
@@ -293,6 +319,31 @@ class DDPG:
         spec = ts.spec
         return ts.replace(policy_opt_state=spec.policy_optimizer.init(ts.policy_params),
                           critic_opt_state=spec.critic_optimizer.init(ts.critic_params))
+
+    def _bind_models(self) -> None:
+        """Makes each skrl-style model's ``state_dict`` a view of the train state's parameters: reading gives a copy
+        of the current ones (the jitted update donates the train state's buffers, so a user must never hold them),
+        writing (``model.load``, ``update_parameters``...) replaces them in the agent."""
+        for role, field in (("policy", "policy_params"), ("critic", "critic_params"),
+                            ("target_policy", "target_policy_params"), ("target_critic", "target_critic_params")):
+            model = self.models.get(role)
+            if models_lib.is_skrl_style(model) and (role == "policy" or self.memory is not None):
+                model.bind_parameters(lambda field=field: self._get_params(field),
+                                      lambda params, field=field: self._set_params(field, params))
+
+    def _get_params(self, field: str) -> Any:
+        return jax.tree.map(jnp.copy, getattr(self.train_state, field))
+
+    def _set_params(self, field: str, params: Any) -> None:
+        current = getattr(self.train_state, field)
+        same = jax.tree.structure(params) == jax.tree.structure(current)
+        if not same or any(np.shape(a) != np.shape(b)
+                           for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(current), strict=True)):
+            raise ValueError(f"the parameters set for {field} do not match the agent's (structure or shapes differ)")
+        # Copied: the agent's buffers are donated to its updates, so they must never be the caller's arrays.
+        params = jax.tree.map(lambda new, old: jnp.array(new, dtype=old.dtype), params, current)
+        self.train_state = self._place(self.train_state.replace(**{field: params}))
+        self._prefetch = None
 
     # ----------------------------------------------------------------------------------------------------------------
     # skrl's method surface
@@ -329,7 +380,9 @@ class DDPG:
         ``random_timesteps``, then policy plus scheduled noise), the deterministic policy otherwise."""
         _check_timesteps(timestep, timesteps)
         prefetch, self._prefetch = self._prefetch, None
-        if prefetch is not None and prefetch[0] is observations and prefetch[1] == timestep:
+        # The action precomputed in post_interaction is for the observations recorded then (an owned copy): it
+        # applies only to equal values at the same timestep, whatever object holds them now.
+        if prefetch is not None and prefetch[1] == timestep and _same_values(prefetch[0], observations):
             _, _, actions, key, noise_state, info = prefetch
             self.train_state = self.train_state.replace(key=key, noise_state=noise_state)
         else:
@@ -340,7 +393,9 @@ class DDPG:
                 ts = ts.replace(noise_state=noise_lib.init_state(num_envs[0], ts.spec.action.size))
                 self._episode_starts = np.ones(num_envs[0], bool)
             actions, ts, info = core.act(ts, observations, timestep=timestep, timesteps=timesteps,
-                                         explore=self.training, episode_starts=self._episode_starts)
+                                         explore=self.training or self.explore_in_evaluation,
+                                         episode_starts=self._episode_starts,
+                                         scale=self._noise_scale(timestep, timesteps))
             self.train_state = ts
         exploring = self.training and self.train_state.noise is not None and timestep >= self.cfg.random_timesteps
         if exploring and self.write_interval > 0:
@@ -413,7 +468,7 @@ class DDPG:
                 return
             transition = jax.tree.map(lambda x: x[rows], transition)
         self._pending = transition
-        self._pending_next = (next_observations, timestep + 1, timesteps)
+        self._pending_next = (_float32(next_observations), timestep + 1, timesteps)
 
     def pre_interaction(self, *, timestep: int, timesteps: int) -> None:
         """Nothing to do before an environment step (kept for skrl's method surface)."""
@@ -427,7 +482,7 @@ class DDPG:
                 next_observations, next_timestep, next_timesteps = self._pending_next
                 actions, (key, noise_state), ts, buffer, metrics, info = core.add_update_act(
                     self.train_state, self.memory.state, self._pending, next_observations, next_timestep,
-                    next_timesteps, self._episode_starts)
+                    next_timesteps, self._episode_starts, self._noise_scale(next_timestep, next_timesteps))
                 self.train_state, self.memory.state, self._pending = ts, buffer, None
                 self._prefetch = (next_observations, next_timestep, actions, key, noise_state, info)
                 self._track_update(metrics)
@@ -494,6 +549,12 @@ class DDPG:
             self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
         self._prefetch = None
 
+    def reset_episodes(self) -> None:
+        """Marks every environment as starting a new episode (the trainer calls it when it resets the environments
+        at the start of ``train()``/``eval()``): the Ornstein-Uhlenbeck state is zeroed at the next exploring act."""
+        self._episode_starts = np.ones_like(self._episode_starts, bool)
+        self._prefetch = None
+
     def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:
         """Training mode (exploration, memory writes, updates) on or off; queried with the ``training`` attribute."""
         self.training = bool(enabled)
@@ -542,10 +603,23 @@ class DDPG:
         starts = np.ones(n, bool)
         copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731 -- the calls donate their inputs
         ts, buffer = copy(self.train_state), copy(self.memory.state)
-        jax.block_until_ready(core.act(ts, observations, timestep=0, timesteps=1, episode_starts=starts))
+        scale = self._noise_scale(0, 1)
+        jax.block_until_ready(core.act(ts, observations, timestep=0, timesteps=1, episode_starts=starts, scale=scale))
         buffer = replay.add(buffer, batched)
-        jax.block_until_ready(core.add_update_act(ts, buffer, batched, observations, 0, 1, starts))
+        jax.block_until_ready(core.add_update_act(ts, buffer, batched, observations, 0, 1, starts, scale))
         self.compile_seconds = time.perf_counter() - start
+
+    def _noise_scale(self, timestep: int, timesteps: int) -> np.ndarray | None:
+        """``exploration_scheduler(timestep, timesteps)`` evaluated on the host (None without a scheduler)."""
+        scheduler = self.cfg.exploration_scheduler
+        if scheduler is None:
+            return None
+        value = scheduler(timestep, timesteps)
+        try:
+            return np.asarray(value, np.float32).reshape(())
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"exploration_scheduler({timestep}, {timesteps}) returned {value!r}: expected a "
+                             "number") from error
 
     def _place(self, ts: core.TrainState) -> core.TrainState:
         """On the agent's device, or replicated over its mesh."""

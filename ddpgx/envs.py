@@ -9,6 +9,11 @@ default ``NEXT_STEP`` mode (or ``DISABLED``) is converted with ``reset(options={
 ever spent on an autoreset and no transition is recorded from it; a single ``gymnasium.Env`` is reset by the
 wrapper. The agents bootstrap truncated episodes from ``final_obs``.
 
+What the wrapper returns is its own: many environments (and gymnasium's ``SyncVectorEnv(copy=False)``) hand back
+an internal buffer that the next ``step`` or ``reset`` overwrites in place, which would make a recorded ``s`` and
+``s'`` the same array, or a truncated episode's final observation the next episode's first. The wrapper copies each
+observation (and state) once, when it receives it, before anything else can change it.
+
 This module is framework-free (NumPy), shared by ``ddpgx`` and ``ddpgx_torch``.
 """
 
@@ -26,6 +31,13 @@ def _stack(items: list[Any]) -> Any:
     if isinstance(items[0], dict):
         return {k: _stack([item[k] for item in items]) for k in items[0]}
     return np.stack([np.asarray(item) for item in items])
+
+
+def _copy(tree: Any) -> Any:
+    """An owned copy of an observation (array or dict of arrays)."""
+    if isinstance(tree, dict):
+        return {k: _copy(v) for k, v in tree.items()}
+    return np.array(tree, copy=True)
 
 
 def _row(tree: Any, i: int) -> Any:
@@ -72,7 +84,7 @@ class GymnasiumWrapper:
     def reset(self, *, seed: int | None = None) -> tuple[Any, dict]:
         """Resets all environments; observations ``[num_envs, ...]``."""
         obs, infos = self._env.reset(seed=seed)
-        return (obs, infos) if self._vector else (_stack([obs]), infos)
+        return (_copy(obs), infos) if self._vector else (_stack([obs]), infos)
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         """Steps with ``[num_envs, *action_shape]`` actions; see the module docstring for resets."""
@@ -83,10 +95,12 @@ class GymnasiumWrapper:
         actions = actions.reshape(expected).astype(self.action_space.dtype, copy=False)
         if self._vector:
             obs, rewards, terminated, truncated, infos = self._env.step(actions)
+            obs = _copy(obs)  # before the reset below (or the next step) can overwrite the environment's buffer
             done = np.logical_or(terminated, truncated)
             if not self._same_step and done.any():
                 final = obs
                 obs, reset_infos = self._env.reset(options={"reset_mask": np.asarray(done, np.bool_)})
+                obs = _copy(obs)
                 infos = dict(infos)
                 infos["final_obs"] = np.array([_row(final, i) if done[i] else None for i in range(self.num_envs)],
                                               dtype=object)
@@ -95,7 +109,7 @@ class GymnasiumWrapper:
             obs, reward, term, trunc, infos = self._env.step(actions[0])
             rewards, terminated, truncated = np.array([reward]), np.array([term]), np.array([trunc])
             if term or trunc:
-                final = obs
+                final = _copy(obs)
                 if self.state_space is not None and callable(getattr(self._env, "state", None)):
                     infos = dict(infos)
                     infos["final_state"] = np.array([None], dtype=object)
@@ -114,7 +128,7 @@ class GymnasiumWrapper:
         state = getattr(self._env, "state", None)
         if not callable(state) or self.state_space is None:
             return None
-        return state() if self._vector else _stack([state()])
+        return _copy(state()) if self._vector else _stack([state()])
 
     def render(self, *args: Any, **kwargs: Any) -> Any:
         return self._env.render(*args, **kwargs)

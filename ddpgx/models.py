@@ -13,35 +13,44 @@ A skrl 2.x script defines its networks as flax modules that take a dict of input
         def __call__(self, inputs, role):
             x = nn.relu(nn.Dense(400)(inputs["observations"]))
             ...
-            return 2 * nn.tanh(nn.Dense(self.num_actions)(x)), {}
+            return 2 * nn.tanh(x), {}
 
     policy = Actor(observation_space=..., state_space=..., action_space=..., device=device)
     policy.init_state_dict(role="policy")
+    policy.init_parameters(method_name="normal", stddev=0.1)
 
 The inputs are ``"observations"`` (flattened, float32, ``[batch, num_observations]``), ``"states"`` (the privileged
-state when the agent has a state space, else None) and, for critics, ``"taken_actions"``. With a state space the
-functional core feeds the critic the states only, so a critic reads ``inputs["states"]`` (its
-``inputs["observations"]`` is None).
+state when the agent has a state space, else None) and, for critics, ``"taken_actions"``. As in skrl 2.x, a critic
+receives both the observations and the states, so asymmetric critics port as they are (policies receive
+``"states": None``).
+
+``model.state_dict`` is a :class:`StateDict` (``apply_fn``, ``params``) as in skrl. Once a model is given to
+:class:`ddpgx.DDPG`, its ``state_dict`` is a view of the agent's current parameters: reading it returns a copy of
+them (the agent's jitted update donates, i.e. reuses, its own buffers, so what a user holds must never be those
+buffers), and setting it (``load``, ``update_parameters``, ``init_parameters``, assignment) writes into the agent.
 
 The core (:mod:`ddpgx.core`) wants a policy ``observations -> actions`` and a critic ``(inputs, actions) -> q``;
 :class:`PolicyAdapter` and :class:`CriticAdapter` present a skrl-style model that way with the model's own parameter
-tree, so ``model.state_dict`` (from ``init_state_dict``) is the core's parameters as it is.
+tree, so ``model.state_dict.params`` is the core's parameters as it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import itertools
+from typing import Any, Callable
 
+import flax
 import flax.linen as nn
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from ddpgx.core import spaces
 
-__all__ = ["CriticAdapter", "DeterministicMixin", "Model", "PolicyAdapter", "set_seed"]
+__all__ = ["CriticAdapter", "DeterministicMixin", "Model", "PolicyAdapter", "StateDict", "set_seed"]
 
 _SEED = [0]  # the default seed of models and agents; set_seed changes it (skrl's skrl.utils.set_seed)
 
@@ -67,9 +76,39 @@ def _space_size(space: Any) -> int:
     return int(np.prod(space.shape)) if space.shape else 1
 
 
+class StateDict(struct.PyTreeNode):
+    """skrl's JAX state dict: a model's ``apply`` function and its variables (``{"params": ...}``)."""
+
+    apply_fn: Callable = struct.field(pytree_node=False)
+    params: Any = struct.field(pytree_node=True)
+
+    @classmethod
+    def create(cls, *, apply_fn: Callable, params: Any) -> "StateDict":
+        return cls(apply_fn=apply_fn, params=params)
+
+
+_KEY_COUNTER = itertools.count()  # distinct keys for successive init_parameters/random_act calls
+
+
+def _next_key(salt: int) -> jax.Array:
+    return jax.random.fold_in(default_key(salt), next(_KEY_COUNTER))
+
+
+def _initializer(method_name: str, args: tuple, kwargs: dict) -> Callable:
+    """A ``flax.linen.initializers`` function by name (``"normal"``, ``"uniform"``, ``"constant"``, ``"zeros"``...)."""
+    method = getattr(nn.initializers, method_name, None) if isinstance(method_name, str) else None
+    if method is None or not callable(method):
+        raise ValueError(f"method_name={method_name!r} is not a flax.linen.initializers method (e.g. 'normal', "
+                         "'uniform', 'constant', 'orthogonal', 'zeros', 'ones')")
+    if method_name in ("ones", "zeros"):  # initializers themselves, not factories
+        return method
+    return method(*args, **kwargs)
+
+
 class Model(nn.Module):
     """Base of skrl-style flax models: holds the spaces and their sizes (``num_observations``, ``num_states``,
-    ``num_actions``) and initialises its own parameters into ``state_dict``."""
+    ``num_actions``) and its parameters in ``state_dict`` (a :class:`StateDict`), with skrl's methods to initialise,
+    copy, save and load them."""
 
     observation_space: Any = None
     state_space: Any = None
@@ -97,6 +136,31 @@ class Model(nn.Module):
         self.parent = parent
         self.name = name
 
+    # The parameters: a StateDict of the model's own, or, once an agent holds the model, a view of the agent's.
+    @property
+    def state_dict(self) -> StateDict:
+        view = self.__dict__.get("_ddpgx_view")
+        if view is not None:
+            return StateDict(apply_fn=self.apply, params=view[0]())
+        if "_ddpgx_state_dict" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} has no state_dict yet: call init_state_dict(role=...) first")
+        return self.__dict__["_ddpgx_state_dict"]
+
+    @state_dict.setter
+    def state_dict(self, value: Any) -> None:
+        if not isinstance(value, StateDict):  # a bare variables tree {"params": ...}
+            value = StateDict(apply_fn=self.apply, params=value)
+        view = self.__dict__.get("_ddpgx_view")
+        if view is not None:
+            view[1](value.params)
+        else:
+            object.__setattr__(self, "_ddpgx_state_dict", value)
+
+    def bind_parameters(self, get: Callable[[], Any], set_: Callable[[Any], None]) -> None:
+        """Makes ``state_dict`` a view: ``get()`` returns the current variables, ``set_(variables)`` replaces them
+        (what :class:`ddpgx.DDPG` does with the models it is given)."""
+        object.__setattr__(self, "_ddpgx_view", (get, set_))
+
     def example_inputs(self, batch: int = 1) -> dict[str, Any]:
         """Zero inputs of the documented keys, ``[batch, size]`` float32 (None for a missing space)."""
         zeros = lambda n: jnp.zeros((batch, n), jnp.float32) if n else None  # noqa: E731
@@ -112,7 +176,89 @@ class Model(nn.Module):
         if key is None:
             key = jax.random.fold_in(default_key(1), sum(map(ord, role)))
         # jitted: one compilation instead of one per layer operation
-        self.state_dict = jax.jit(self.init, static_argnums=2)(key, inputs or self.example_inputs(), role)
+        variables = jax.jit(self.init, static_argnums=2)(key, inputs or self.example_inputs(), role)
+        self.state_dict = StateDict(apply_fn=self.apply, params=variables)
+
+    def _reinitialize(self, method: Callable, which: Callable[[str], bool]) -> None:
+        variables = self.state_dict.params
+        paths = jax.tree_util.tree_leaves_with_path(variables)
+        keys = iter(jax.random.split(_next_key(3), max(len(paths), 1)))
+
+        def init(path, param):
+            key = next(keys)  # one key per leaf, in tree order (skrl reuses a single key for every leaf)
+            name = getattr(path[-1], "key", str(path[-1]))
+            return jnp.asarray(method(key, param.shape, param.dtype), param.dtype) if which(name) else param
+
+        self.state_dict = StateDict(apply_fn=self.apply, params=jax.tree_util.tree_map_with_path(init, variables))
+
+    def init_parameters(self, method_name: str = "normal", *args: Any, **kwargs: Any) -> None:
+        """Re-initialises every parameter with a ``flax.linen.initializers`` method, e.g.
+        ``init_parameters("normal", stddev=0.1)`` or ``init_parameters("orthogonal", scale=0.5)``."""
+        self._reinitialize(_initializer(method_name, args, kwargs), lambda name: True)
+
+    def init_weights(self, method_name: str = "normal", *args: Any, **kwargs: Any) -> None:
+        """Re-initialises the weights (flax's ``kernel`` leaves), e.g. ``init_weights("normal", stddev=0.25)``."""
+        self._reinitialize(_initializer(method_name, args, kwargs), lambda name: name == "kernel")
+
+    def init_biases(self, method_name: str = "constant", *args: Any, **kwargs: Any) -> None:
+        """Re-initialises the biases (flax's ``bias`` leaves), e.g. ``init_biases("constant", 0.0)``."""
+        self._reinitialize(_initializer(method_name, args, kwargs), lambda name: name == "bias")
+
+    def freeze_parameters(self, freeze: bool = True) -> None:
+        """Does nothing, as in skrl's JAX models (JAX parameters have no ``requires_grad``; the agent only
+        differentiates the online networks): kept for skrl's method surface."""
+        if not isinstance(freeze, bool):
+            raise ValueError(f"freeze={freeze!r} is invalid: expected True or False")
+
+    def update_parameters(self, model: "Model", *, polyak: float = 1.0) -> None:
+        """Hard (``polyak=1``: ``theta = theta_model``) or soft (``theta = polyak theta_model + (1 - polyak) theta``)
+        update of this model's parameters from ``model``'s."""
+        if isinstance(polyak, bool) or not isinstance(polyak, (int, float, np.floating)) or not 0 <= polyak <= 1:
+            raise ValueError(f"polyak={polyak!r} is invalid: expected a number in [0, 1]")
+        source, own = model.state_dict.params, self.state_dict.params
+        if jax.tree.structure(source) != jax.tree.structure(own):
+            raise ValueError(f"update_parameters: {type(model).__name__}'s parameters do not match "
+                             f"{type(self).__name__}'s")
+        if polyak == 1:
+            params = jax.tree.map(jnp.copy, source)  # distinct buffers: never two names for one array
+        else:
+            params = jax.tree.map(lambda s, o: polyak * s + (1 - polyak) * o, source, own)
+        self.state_dict = StateDict(apply_fn=self.apply, params=params)
+
+    def save(self, path: str, *, state_dict: StateDict | None = None) -> None:
+        """Writes the parameters (or those of ``state_dict``) to ``path`` with ``flax.serialization`` (skrl's
+        ``.flax`` model file)."""
+        params = (self.state_dict if state_dict is None else state_dict).params
+        with open(path, "wb") as file:
+            file.write(flax.serialization.to_bytes(jax.device_get(params)))
+
+    def load(self, path: str) -> None:
+        """Reads parameters written by :meth:`save` (or by skrl's JAX ``Model.save``) and sets evaluation mode."""
+        template = self.state_dict.params
+        with open(path, "rb") as file:
+            data = file.read()
+        try:
+            params = flax.serialization.from_bytes(template, data)
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path} does not hold parameters of {type(self).__name__}: {error}") from error
+        for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(template), strict=True):
+            if np.shape(got) != np.shape(want):
+                raise ValueError(f"{path} holds a parameter of shape {np.shape(got)} where {type(self).__name__} "
+                                 f"has {np.shape(want)}")
+        self.state_dict = StateDict(apply_fn=self.apply, params=jax.tree.map(jnp.asarray, params))
+        self.enable_training_mode(False)
+
+    def random_act(self, inputs: dict[str, Any], *, role: str = "", params: Any = None
+                   ) -> tuple[jax.Array, dict[str, Any]]:
+        """Actions uniform in the (bounded ``Box``) action space, as many as ``inputs["observations"]`` rows."""
+        space = self.action_space
+        if not isinstance(space, gymnasium.spaces.Box) or not space.is_bounded():
+            raise ValueError(f"random_act needs a bounded Box action space, got {space}")
+        batch = jnp.shape(inputs["observations"])[0]
+        actions = jax.random.uniform(_next_key(5), (batch, self.num_actions), jnp.float32,
+                                     np.asarray(space.low, np.float32).reshape(-1),
+                                     np.asarray(space.high, np.float32).reshape(-1))
+        return actions, {}
 
     def enable_training_mode(self, enabled: bool = True) -> None:
         """Deterministic MLPs behave the same in both modes; kept for skrl's method surface."""
@@ -132,7 +278,7 @@ class DeterministicMixin:
         nn.Module.__post_init__(self)  # finishes flax's construction (the subclass defined its own __init__)
 
     def act(self, inputs: dict[str, Any], *, role: str = "", params: Any = None) -> tuple[jax.Array, dict]:
-        output, outputs = self.apply(self.state_dict if params is None else params, inputs, role)
+        output, outputs = self.apply(self.state_dict.params if params is None else params, inputs, role)
         if self._d_clip_actions:
             output = jnp.clip(output, self.action_space.low, self.action_space.high)
         return output, outputs
@@ -164,16 +310,26 @@ class PolicyAdapter:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class CriticAdapter:
-    """A skrl-style critic as the core's ``(inputs, actions) -> q`` network (same parameters); ``inputs`` are the
-    observations, or the states when the agent has a state space."""
+    """A skrl-style critic as the core's ``(inputs, actions) -> q`` network (same parameters).
+
+    Without a state space ``inputs`` are the observations. With one (``observation_size`` > 0 given), the core
+    passes the observations and states concatenated (``observations_and_states``) and the model receives them
+    apart, as skrl 2.x's agents give them: ``{"observations": ..., "states": ..., "taken_actions": ...}``.
+    """
 
     model: Any
     with_states: bool = False
     role: str = "critic"
+    observation_size: int = 0
+
+    @property
+    def observations_and_states(self) -> bool:
+        return self.with_states
 
     def _inputs(self, x: jax.Array, actions: jax.Array) -> dict[str, Any]:
         if self.with_states:
-            return {"observations": None, "states": x, "taken_actions": actions}
+            n = self.observation_size
+            return {"observations": x[..., :n], "states": x[..., n:], "taken_actions": actions}
         return {"observations": x, "states": None, "taken_actions": actions}
 
     def init(self, key: jax.Array, x: jax.Array, actions: jax.Array) -> Any:

@@ -6,11 +6,18 @@ training mode; ``eval`` with training mode off (no exploration noise, no memory 
 environment is wrapped with :func:`ddpgx.envs.wrap_env`, so finished episodes are reset in the same step and the
 next timestep continues from the new episode's first observation.
 
+As in skrl: ``close_environment_at_exit`` closes the environment when the program ends; the scalar entries of
+``infos[environment_info]`` are tracked as ``Info / <name>``; ``stochastic_evaluation`` evaluates with the agent's
+exploration noise (ddpgx's agents otherwise evaluate the deterministic policy, where skrl's DDPG always adds noise).
+At the start of ``train()``/``eval()`` all environments are reset, and the agent is told so (``reset_episodes``), so
+its Ornstein-Uhlenbeck state starts afresh.
+
 This module is framework-free: the same trainer drives ``ddpgx.DDPG`` (JAX) and ``ddpgx_torch.DDPG``.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import sys
@@ -43,6 +50,11 @@ class SequentialTrainerCfg:
     initial_timestep: int = 0
 
     def validate(self) -> None:
+        if not isinstance(self.environment_info, str):
+            raise ValueError(f"trainer environment_info={self.environment_info!r} is invalid: expected a string")
+        for name in ("close_environment_at_exit", "stochastic_evaluation", "headless"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"trainer {name}={getattr(self, name)!r} is invalid: expected True or False")
         for name, low in (("timesteps", 1), ("render_interval", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -77,6 +89,8 @@ class SequentialTrainer:
         self.scopes = [(0, self.env.num_envs)]
         self.summary: dict[str, Any] = {}
         self.agents.init(trainer_cfg=dataclasses.asdict(self.cfg))
+        if self.cfg.close_environment_at_exit:
+            atexit.register(self.env.close)
 
     def train(self) -> dict[str, Any]:
         """Trains for ``cfg.timesteps`` timesteps; returns a summary (wall time, env steps/s, episode returns)."""
@@ -86,13 +100,22 @@ class SequentialTrainer:
     def eval(self) -> dict[str, Any]:
         """Runs ``cfg.timesteps`` timesteps without exploration or learning; returns the same summary."""
         self.agents.enable_training_mode(False)
-        return self._run(training=False)
+        stochastic = self.cfg.stochastic_evaluation
+        if stochastic:
+            self.agents.explore_in_evaluation = True
+        try:
+            return self._run(training=False)
+        finally:
+            if stochastic:
+                self.agents.explore_in_evaluation = False
 
     def _run(self, training: bool) -> dict[str, Any]:
         agent, env, timesteps = self.agents, self.env, self.cfg.timesteps
         timed = getattr(agent, "write_interval", 0) > 0  # per-step timings only when they are written
         observations, infos = env.reset(seed=self.cfg.seed)
         states = env.state()
+        agent.reset_episodes()  # every environment starts an episode here (the agent's noise process too)
+        info_key = self.cfg.environment_info
         returns: list[float] = []
         ends: list[int] = []  # timestep at which each of those episodes ended
         running = np.zeros(env.num_envs)
@@ -111,6 +134,10 @@ class SequentialTrainer:
                 if timed:
                     agent.track_data("Stats / Inference time (ms)", (t1 - t0) * 1e3)
                     agent.track_data("Stats / Env stepping time (ms)", (time.perf_counter() - t1) * 1e3)
+                if timed and isinstance(infos, Mapping) and isinstance(infos.get(info_key), Mapping):
+                    for name, value in infos[info_key].items():
+                        if np.size(value) == 1 and np.asarray(value).dtype.kind in "biuf":
+                            agent.track_data(name if "/" in name else f"Info / {name}", float(np.asarray(value)))
                 if not self.cfg.headless and timestep % self.cfg.render_interval == 0:
                     env.render()
                 agent.record_transition(

@@ -142,6 +142,7 @@ class DDPG:
         self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
         self.device = torch.device(device if device is not None else "cpu")
         self.training = False
+        self.explore_in_evaluation = False  # evaluation with exploration noise (the trainer's stochastic_evaluation)
         self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")
 
         obs_on, obs_eps, obs_clip = _preprocessor_settings(cfg.observation_preprocessor,
@@ -217,6 +218,12 @@ class DDPG:
             os.makedirs(os.path.join(self.experiment_dir, "checkpoints"), exist_ok=True)
         self.enable_models_training_mode(False)
 
+    def reset_episodes(self) -> None:
+        """Marks every environment as starting a new episode (the shared trainer calls it when it resets the
+        environments at the start of ``train()``/``eval()``): the noise process and hidden states restart."""
+        n = self.train_state.noise_state.shape[0]
+        self._episode_starts = torch.ones(n, dtype=torch.bool, device=self.device)
+
     def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:
         self.training = bool(enabled)
         if apply_to_models:
@@ -257,7 +264,8 @@ class DDPG:
                 ts.rnn_states = [torch.zeros((s[0], n, s[2]), device=self.device) for s in ts.spec.rnn.sizes]
             self._episode_starts = None
         actions, ts, info = core.act(ts, observations, timestep=timestep, timesteps=timesteps,
-                                     explore=self.training, episode_starts=self._episode_starts, states=states)
+                                     explore=self.training or self.explore_in_evaluation,
+                                     episode_starts=self._episode_starts, states=states)
         self._episode_starts = None
         self._last_rnn_states = info.get("rnn_states")
         exploring = self.training and ts.noise is not None and timestep >= self.cfg.random_timesteps

@@ -177,7 +177,8 @@ def init(
 
     key, policy_key, critic_key = jax.random.split(key, 3)
     obs = jnp.zeros((1, obs_layout.size), jnp.float32)
-    critic_inputs = obs if state_layout is None else jnp.zeros((1, state_layout.size), jnp.float32)
+    critic_inputs = obs if state_layout is None else _critic_inputs(
+        critic, obs, jnp.zeros((1, state_layout.size), jnp.float32))
     actions = jnp.zeros((1, act_layout.size), jnp.float32)
     # One compiled program per network instead of an eager dispatch (and compilation) per layer operation.
     policy_params = _init_network(policy, policy_key, obs)
@@ -239,6 +240,15 @@ def _policy_actions(spec: AgentSpec, params: Any, obs: jax.Array) -> jax.Array:
     return actions.reshape(obs.shape[0], spec.action.size).astype(jnp.float32)
 
 
+def _critic_inputs(critic: Any, observations: jax.Array, states: jax.Array) -> jax.Array:
+    """What the critic reads when there is a state space: the states, or, for a critic that declares
+    ``observations_and_states = True`` (skrl 2.x's critics, through :class:`ddpgx.models.CriticAdapter`), the
+    observations and states concatenated on the last axis (each standardised with its own statistics)."""
+    if getattr(critic, "observations_and_states", False):
+        return jnp.concatenate([observations, states], axis=-1)
+    return states
+
+
 def _critic_values(spec: AgentSpec, params: Any, inputs: jax.Array, actions: jax.Array) -> jax.Array:
     """The critic's values ``[B]`` (a trailing dimension of 1 is accepted)."""
     q = spec.critic.apply(params, inputs, actions)
@@ -261,6 +271,7 @@ def act(
     timesteps: Any = 1,
     explore: bool = True,
     episode_starts: Optional[jax.Array] = None,
+    scale: Any = None,
 ) -> tuple[jax.Array, TrainState, dict[str, jax.Array]]:
     """Actions for a batch of observations ``[num_envs, ...]`` (an array, or a dict for a Dict space).
 
@@ -268,19 +279,22 @@ def act(
     unchanged. With ``explore=True``: where ``timestep < config.random_timesteps``, actions uniform in the bounds;
     otherwise ``mu(s) + scale * noise`` with ``scale = exploration_scheduler(timestep, timesteps)`` (1 without a
     scheduler), clipped to the bounds. ``episode_starts`` (bool ``[num_envs]``) zeros the Ornstein-Uhlenbeck state of
-    environments whose episode starts at this step, before the noise is drawn.
+    environments whose episode starts at this step, before the noise is drawn. ``scale`` (a number or [] array),
+    when given, is the noise scale in place of ``exploration_scheduler``: a caller whose scheduler is plain Python
+    (skrl's ``max(1 - t / T, 1e-2)``) evaluates it on the host and passes the value in, without recompiling.
 
     Returns:
       ``(actions [num_envs, *action_shape], train_state, info)``, ``info["noise"]`` the scaled noise added
       (zeros where no noise applied) and ``info["noise_max/min/mean"]`` its statistics.
     """
     check_numeric(observations, "observations")
-    actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore, episode_starts)
+    actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore, episode_starts,
+                                           scale)
     return actions, train_state.replace(key=key, noise_state=noise_state), info
 
 
 @functools.partial(jax.jit, static_argnums=(4,))
-def _act(train_state, observations, timestep, timesteps, explore, episode_starts):
+def _act(train_state, observations, timestep, timesteps, explore, episode_starts, scale=None):
     """The jitted body of :func:`act`. It returns only what changes (key and noise state), not the whole train
     state: a jitted function's outputs are fresh buffers, and copying all parameters at each step costs more than
     acting."""
@@ -308,7 +322,9 @@ def _act(train_state, observations, timestep, timesteps, explore, episode_starts
         random_phase = jnp.asarray(timestep) < config.random_timesteps
         if train_state.noise is not None:
             values, new_noise_state = noise_lib.sample(train_state.noise, noise_state, noise_key, actions.shape)
-            if config.exploration_scheduler is not None:
+            if scale is not None:
+                values = values * jnp.asarray(scale, jnp.float32)
+            elif config.exploration_scheduler is not None:
                 values = values * jnp.asarray(config.exploration_scheduler(timestep, timesteps), jnp.float32)
             # skrl draws no noise while acting randomly; the OU process is held still there.
             applied = jnp.where(random_phase, 0.0, values)
@@ -408,8 +424,10 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
     else:
         if config.state_preprocessor:
             state_stats = scaler.update(state_stats, jnp.concatenate([batch.states, batch.next_states]))
-        critic_in_tm1 = _standardize(config, state_stats, batch.states, config.state_preprocessor)
-        critic_in_t = _standardize(config, state_stats, batch.next_states, config.state_preprocessor)
+        critic_in_tm1 = _critic_inputs(spec.critic, obs_tm1, _standardize(config, state_stats, batch.states,
+                                                                          config.state_preprocessor))
+        critic_in_t = _critic_inputs(spec.critic, obs_t, _standardize(config, state_stats, batch.next_states,
+                                                                      config.state_preprocessor))
 
     # 1. Target from the target networks.
     a_t = _policy_actions(spec, ts.target_policy_params, obs_t)
@@ -470,15 +488,23 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
     }
     step = ts.step + 1
     if config.skip_nonfinite_updates:
-        # A NaN or infinite loss (from a bad transition, or a diverging critic) must never reach the parameters: the
-        # whole step, scaler statistics included, is dropped and reported. The policy loss is computed through the
-        # updated critic, so a critic step that produced non-finite parameters shows up there too. The selects fuse
-        # into the optimizer's elementwise updates.
-        ok = jnp.isfinite(critic_loss) & jnp.isfinite(policy_loss)
+        # A NaN or infinite value must never reach what is written: the whole step, scaler statistics included, is
+        # dropped and reported when a loss, or anything the step writes (parameters, targets, optimizer states,
+        # statistics), is NaN or infinite. Checking the losses alone is not enough: a finite loss can have an
+        # infinite gradient (sqrt at 0), and Adam then writes NaN into the parameters. The reductions and selects
+        # fuse into the optimizer's elementwise updates.
+        ok = jnp.isfinite(critic_loss) & jnp.isfinite(policy_loss) & _all_finite(new)
         new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, {name: getattr(ts, name) for name in new})
         step = ts.step + ok.astype(ts.step.dtype)
         metrics["skipped_updates"] = 1.0 - ok.astype(jnp.float32)
     return _replicated(ts.replace(step=step, **new)), metrics
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    """True when every floating-point leaf of ``tree`` is finite (a [] bool)."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+    return jnp.stack(leaves).all() if leaves else jnp.asarray(True)
 
 
 DATA_AXIS = "data"
@@ -493,13 +519,21 @@ def _replicated(tree: Any) -> Any:
 
 
 def _scan_updates(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
-    """``gradient_steps`` gradient steps as one ``lax.scan``; metrics are averaged over the steps (as skrl's
-    tracking averages what each step recorded)."""
+    """``gradient_steps`` gradient steps as one ``lax.scan``; metrics are reduced over the steps as skrl's tracking
+    reduces what each step recorded: ``*_min`` by the minimum, ``*_max`` by the maximum, the others by the mean."""
     if ts.spec.config.gradient_steps == 1:
         # A one-trip XLA while loop still copies its carry and blocks fusion across its boundary; skip it.
         return _gradient_step(ts, jax.tree.map(lambda x: x[0], batch))
     ts, metrics = jax.lax.scan(_gradient_step, ts, batch)
-    return ts, {name: jnp.mean(values) for name, values in metrics.items()}
+    return ts, {name: _reduce_over_steps(name, values) for name, values in metrics.items()}
+
+
+def _reduce_over_steps(name: str, values: jax.Array) -> jax.Array:
+    if name.endswith("_min"):
+        return jnp.min(values)
+    if name.endswith("_max"):
+        return jnp.max(values)
+    return jnp.mean(values)
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -552,6 +586,7 @@ def add_update_act(
     timestep: Any,
     timesteps: Any,
     episode_starts: jax.Array,
+    scale: Any = None,
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array], TrainState, replay.ReplayState, dict, dict]:
     """:func:`add_and_update`, then the exploring action for ``next_observations`` with the updated policy: what an
     environment loop runs between two environment steps, as one jitted call.
@@ -559,8 +594,10 @@ def add_update_act(
     The action's randomness is *not* committed to the returned train state: the call returns
     ``(actions, (key, noise_state), train_state, buffer, metrics, info)`` and the caller that uses ``actions`` sets
     ``train_state.replace(key=key, noise_state=noise_state)``, which then equals ``add_and_update`` followed by
-    :func:`act` (``explore=True``). A caller that ends up acting on other observations drops them and calls ``act``.
+    :func:`act` (``explore=True``, with the same ``scale``). A caller that ends up acting on other observations drops
+    them and calls ``act``.
     """
     train_state, buffer, metrics = add_and_update(train_state, buffer, transitions)
-    actions, key, noise_state, info = _act(train_state, next_observations, timestep, timesteps, True, episode_starts)
+    actions, key, noise_state, info = _act(train_state, next_observations, timestep, timesteps, True, episode_starts,
+                                           scale)
     return actions, (key, noise_state), train_state, buffer, metrics, info

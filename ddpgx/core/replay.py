@@ -2,12 +2,12 @@
 
 DDPG is off-policy: it learns from transitions sampled uniformly from a buffer of past experience, which breaks
 the temporal correlation of consecutive samples (Lillicrap et al. 2015, following DQN). The buffer is a ring of
-fixed capacity holding a :class:`~ddpgx.core.types.Transition` pytree with a leading ``[capacity]`` axis; ``add``
-writes a batch from N environments at once and wraps around, overwriting the oldest entries; ``sample`` draws
-indices uniformly among the filled entries, with replacement by default or, for a buffer made with
-``replacement=False`` (skrl's ``RandomMemory(replacement=False)``), as a uniformly random subset of distinct entries
-per minibatch (drawn with replacement, repeats redrawn: no permutation or top-k over the buffer). All
-three are jittable, so sampling can run inside the update's jit and a whole training loop can be one program.
+fixed capacity holding a :class:`~ddpgx.core.types.Transition` pytree (or a dict of named arrays) with a leading
+``[capacity]`` axis; ``add`` writes a batch from N environments at once and wraps around, overwriting the oldest
+entries; ``sample`` draws indices uniformly among the filled entries, with replacement by default or, for a buffer
+made with ``replacement=False`` (skrl's ``RandomMemory(replacement=False)``), as a uniformly random subset of
+distinct entries per minibatch (drawn with replacement, repeats redrawn: no permutation or top-k over the buffer).
+All three are jittable, so sampling can run inside the update's jit and a whole training loop can be one program.
 
 Examples:
   >>> import jax, jax.numpy as jnp
@@ -72,9 +72,16 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
       ValueError: if the batch does not match the buffer's structure and shapes, or holds more than capacity.
     """
     cap = capacity(buffer)
-    if not isinstance(transitions, Transition):
-        raise ValueError(f"transitions must be a ddpgx.Transition, got {type(transitions).__name__}")
-    for name, new, old in zip(Transition._fields, transitions, buffer.data, strict=True):
+    if isinstance(buffer.data, Transition):
+        if not isinstance(transitions, Transition):
+            raise ValueError(f"transitions must be a ddpgx.Transition, got {type(transitions).__name__}")
+        fields = zip(Transition._fields, transitions, buffer.data, strict=True)
+    else:  # a dict of named arrays (skrl's named tensors: ddpgx.memories.RandomMemory on its own)
+        if not isinstance(transitions, dict) or transitions.keys() != buffer.data.keys():
+            raise ValueError(f"transitions must be a dict of {sorted(buffer.data)}, got {type(transitions).__name__}"
+                             f"{sorted(transitions) if isinstance(transitions, dict) else ''}")
+        fields = ((name, transitions[name], buffer.data[name]) for name in buffer.data)
+    for name, new, old in fields:
         if jax.tree.structure(new) != jax.tree.structure(old):
             raise ValueError(
                 f"transitions.{name} has structure {jax.tree.structure(new)}, "

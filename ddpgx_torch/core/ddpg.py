@@ -13,8 +13,8 @@ torch is imperative, so the train state's modules and optimizers are updated in 
 the train state, so code written against ``ddpgx`` reads the same. Metrics are a flat dict of 0-d tensors; nothing
 calls ``.item()`` (no host synchronisation on an accelerator).
 
-Gradients come from autograd, except on the built-in networks (:mod:`ddpgx_torch.core.networks`) in float32 (CPU or CUDA),
-which pull them back themselves (``value_and_pullback``) with the same operations autograd's backward would run,
+Gradients come from autograd, except on the built-in networks (:mod:`ddpgx_torch.core.networks`) in float32 (CPU or
+CUDA), which pull them back themselves (``value_and_pullback``) with the same operations autograd's backward would run,
 without the engine's and the modules' per-call costs, about a fifth of a batch-64 update (:func:`_explicit_gradients`;
 the parity tests run both ways against the JAX core).
 
