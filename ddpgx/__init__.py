@@ -14,7 +14,7 @@ These pure functions live in :mod:`ddpgx.core` (re-exported here); the command l
 skrl's agent interface over it: :class:`ddpgx.DDPG` with :class:`ddpgx.DDPG_CFG`, and the pieces a skrl script uses
 in :mod:`ddpgx.models`, :mod:`ddpgx.memories`, :mod:`ddpgx.noises`, :mod:`ddpgx.preprocessors`,
 :mod:`ddpgx.trainers` and :mod:`ddpgx.envs`; TensorBoard tracking in :mod:`ddpgx.tracking`, orbax checkpoints in
-:mod:`ddpgx.checkpoints`.
+:mod:`ddpgx.checkpoints`; skrl's ``config`` (default device and PRNG key) and ``logger`` in :mod:`ddpgx.settings`.
 """
 
 from ddpgx.core import jitted, losses, networks, noise, replay, scaler, sharding, spaces
@@ -35,6 +35,7 @@ from ddpgx.core import (
 from ddpgx.core.jitted import JittedConfig, make_train, with_hyperparams
 from ddpgx.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
 from ddpgx.ddpg_cfg import DDPG_CFG, ExperimentCfg
+from ddpgx.settings import config, logger
 
 __version__ = "0.1.0"
 
@@ -53,8 +54,10 @@ __all__ = [
     "act",
     "add_and_update",
     "add_update_act",
+    "config",
     "init",
     "jitted",
+    "logger",
     "losses",
     "make_train",
     "networks",
