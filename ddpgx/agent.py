@@ -62,7 +62,7 @@ def _noise(cfg: DDPG_CFG) -> Any:
     noise = cfg.exploration_noise
     if noise is None:
         return None
-    if isinstance(noise, type) or (callable(noise) and not isinstance(noise, noise_lib.SUPPORTED)):
+    if isinstance(noise, type) or (callable(noise) and not noise_lib.is_supported(noise)):
         kwargs = {k: v for k, v in cfg.exploration_noise_kwargs.items() if k != "device"}
         try:
             noise = noise(**kwargs)
