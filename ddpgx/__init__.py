@@ -6,8 +6,8 @@ The functional core::
     actions, train_state, info = ddpgx.act(train_state, observations, timestep=t, timesteps=T)
     train_state, metrics = ddpgx.update(train_state, batch)            # or update_from_replay(train_state, buffer)
 
-with a device replay buffer in :mod:`ddpgx.replay`, exploration noise in :mod:`ddpgx.noise`, the running
-standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.networks`. Whole training runs on
+with a device replay buffer in :mod:`ddpgx.core.replay`, exploration noise in :mod:`ddpgx.noise`, the running
+standard scaler in :mod:`ddpgx.scaler` and default networks in :mod:`ddpgx.core.networks`. Whole training runs on
 JAX-native (gymnax) environments compile to one program with :func:`ddpgx.make_train` (:mod:`ddpgx.jitted`).
 These pure functions live in :mod:`ddpgx.core` (re-exported here); the command line's jobs in :mod:`ddpgx.cli`.
 

@@ -170,8 +170,8 @@ class DDPG:
       cfg: a :class:`ddpgx.DDPG_CFG` or a dict of its fields.
       seed: seed of the networks' initialisation and of exploration (default: :func:`ddpgx.models.set_seed`'s).
       mesh: data-parallel training over devices: a ``jax.sharding.Mesh`` with a ``"data"`` axis
-        (:func:`ddpgx.sharding.make_mesh`) or a device count. The train state is replicated, the replay memory and
-        every minibatch split over the devices (see :mod:`ddpgx.sharding`).
+        (:func:`ddpgx.core.sharding.make_mesh`) or a device count. The train state is replicated, the replay memory and
+        every minibatch split over the devices (see :mod:`ddpgx.core.sharding`).
 
     Raises:
       KeyError: a model needed is missing (its key is named).

@@ -1,7 +1,7 @@
-"""skrl-style replay memory: ``ddpgx.memories.RandomMemory`` over the device ring buffer of :mod:`ddpgx.replay`.
+"""skrl-style replay memory: ``ddpgx.memories.RandomMemory`` over the device ring buffer of :mod:`ddpgx.core.replay`.
 
 skrl's ``RandomMemory(memory_size, num_envs)`` stores ``memory_size`` steps of ``num_envs`` environments and samples
-uniformly; here it is a holder of a :class:`ddpgx.replay.ReplayState` of capacity ``memory_size * num_envs``. The
+uniformly; here it is a holder of a :class:`ddpgx.core.replay.ReplayState` of capacity ``memory_size * num_envs``. The
 agent creates the storage in ``init`` (when it knows the spaces) and adds to it inside its jitted update call, so
 there is one buffer on the device and no per-step copy.
 """

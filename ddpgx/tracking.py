@@ -1,30 +1,26 @@
-"""Tracking: skrl's TensorBoard tags, their aggregation, and an event-file writer needing no TensorFlow or torch.
+"""Tracking: skrl's TensorBoard tags, their aggregation, and a scalar writer on ``tensorboard``'s event-file writer.
 
-TensorBoard reads *event files*: a sequence of TFRecords (``uint64 length``, masked CRC-32C of the length, the
-payload, masked CRC-32C of the payload), each payload a serialized ``tensorflow.Event`` protocol buffer. A scalar is
-an ``Event{wall_time, step, summary: Summary{value: [Value{tag, simple_value}]}}``. That is small enough to encode
-here by hand, so JAX users get TensorBoard logs without installing TensorFlow, and without ``tensorboardX`` (which
-imports torch whenever torch is installed, about a second at start-up).
+The event files are written by the ``tensorboard`` package's own writer and protos, as skrl 2.x writes them: no
+TensorFlow, and no ``tensorboardX`` (which imports torch whenever torch is installed, about a second at start-up).
 
 Aggregation follows skrl's agents: every ``track_data(tag, value)`` appends to a list; at each write interval a tag
 ending in ``(min)`` is written as the minimum of its list, ``(max)`` as the maximum, anything else as the mean, and
 the lists are cleared. Episode returns and lengths are kept for the last 100 finished episodes.
 
-This module is framework-free (NumPy and the standard library), shared by ``ddpgx`` and ``ddpgx_torch``.
+This module is framework-free (NumPy, the standard library and, once a writer is made, ``tensorboard``), shared by
+``ddpgx`` and ``ddpgx_torch``.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import socket
-import struct
 import time
 from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
-__all__ = ["METRIC_TAGS", "EpisodeTracker", "SummaryWriter", "Tracker", "crc32c"]
+__all__ = ["METRIC_TAGS", "NOISE_TAGS", "EpisodeTracker", "SummaryWriter", "Tracker", "reduce_by_tag"]
 
 #: Metric keys returned by ``ddpgx.update`` (and ``ddpgx_torch``'s update) -> skrl's TensorBoard tag names.
 METRIC_TAGS: dict[str, str] = {
@@ -51,85 +47,17 @@ NOISE_TAGS: dict[str, str] = {
 }
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# The event-file format.
-
-
-def _crc32c_table() -> tuple[int, ...]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli polynomial, reflected
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli) of ``data``, as TFRecord framing uses.
-
-    >>> hex(crc32c(b"123456789"))  # the standard check value
-    '0xe3069283'
-    """
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def _masked_crc(data: bytes) -> int:
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        bits = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(bits | 0x80)
-        else:
-            out.append(bits)
-            return bytes(out)
-
-
-def _field(number: int, wire_type: int) -> bytes:
-    return _varint((number << 3) | wire_type)
-
-
-def _length_delimited(number: int, payload: bytes) -> bytes:
-    return _field(number, 2) + _varint(len(payload)) + payload
-
-
-def _event(wall_time: float, step: int, *, file_version: Optional[str] = None, summary: bytes = b"") -> bytes:
-    """A serialized ``Event`` (fields: 1 wall_time double, 2 step int64, 3 file_version string, 5 summary)."""
-    out = _field(1, 1) + struct.pack("<d", wall_time) + _field(2, 0) + _varint(step & 0xFFFFFFFFFFFFFFFF)
-    if file_version is not None:
-        out += _length_delimited(3, file_version.encode())
-    if summary:
-        out += _length_delimited(5, summary)
-    return out
-
-
-def _scalar_summary(tag: str, value: float) -> bytes:
-    """A serialized ``Summary{value: [Value{tag: 1 string, simple_value: 2 float}]}``."""
-    value_message = _length_delimited(1, tag.encode()) + _field(2, 5) + struct.pack("<f", value)
-    return _length_delimited(1, value_message)
-
-
-def _record(payload: bytes) -> bytes:
-    header = struct.pack("<Q", len(payload))
-    return header + struct.pack("<I", _masked_crc(header)) + payload + struct.pack("<I", _masked_crc(payload))
-
-
 class SummaryWriter:
-    """Writes scalars to a TensorBoard event file in ``log_dir`` (created if missing).
+    """Writes scalars to a new TensorBoard event file in ``log_dir`` (created if missing).
 
-    Example:
+    The writing is ``tensorboard``'s own (as in skrl 2.x): its ``EventFileWriter`` frames ``Event`` protos, which a
+    background thread appends to the file; ``flush`` waits until everything added is on disk, and the thread also
+    flushes every ``flush_seconds``. ``tensorboard`` is imported only here, when a writer is made (about 0.1 s), so
+    ``import ddpgx`` does not pay for it. It needs neither TensorFlow nor torch (where TensorFlow is installed,
+    ``tensorboard`` uses its file I/O, as skrl's writer then does). ``EventFileWriter`` is looked up when the writer is
+    made, so Weights & Biases' ``sync_tensorboard`` (which patches that class) sees these events.
+
+    Examples:
       >>> import tempfile
       >>> with SummaryWriter(tempfile.mkdtemp()) as writer:
       ...     writer.add_scalar("Loss / Critic loss", 0.5, 100)
@@ -138,43 +66,33 @@ class SummaryWriter:
     def __init__(self, log_dir: str, *, flush_seconds: float = 10.0):
         if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
             raise ValueError(f"log_dir={log_dir!r} is invalid: expected a directory path")
-        os.makedirs(log_dir, exist_ok=True)
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer import event_file_writer
+
+        self._event, self._summary = event_pb2.Event, summary_pb2.Summary
         self.log_dir = str(log_dir)
-        name = f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}.{os.getpid()}.ddpgx"
-        self.path = os.path.join(self.log_dir, name)
-        self._file = open(self.path, "ab")  # noqa: SIM115 -- held open for the writer's lifetime
-        self._flush_seconds = flush_seconds
-        self._last_flush = time.monotonic()
-        self._file.write(_record(_event(time.time(), 0, file_version="brain.Event:2")))
-        self.flush()
+        self._writer = event_file_writer.EventFileWriter(self.log_dir, flush_secs=flush_seconds)
 
     def add_scalar(self, tag: str, value: Any, step: int, *, timestep: Optional[int] = None) -> None:
         """Appends one scalar. ``timestep`` is accepted as an alias of ``step`` (skrl's writer names it so)."""
-        if self._file is None:
+        if self._writer is None:
             raise ValueError(f"the writer for {self.log_dir!r} is closed")
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"tag={tag!r} is invalid: expected a non-empty string")
-        step = step if timestep is None else timestep
         value = float(np.asarray(value))  # raises for non-scalars, with NumPy's message
-        summary = _scalar_summary(tag, value)
-        self._file.write(_record(_event(time.time(), int(step), summary=summary)))
-        if time.monotonic() - self._last_flush > self._flush_seconds:
-            self.flush()
-
-    def add_scalars(self, values: Mapping[str, Any], step: int) -> None:
-        """Appends several scalars at one step."""
-        for tag, value in values.items():
-            self.add_scalar(tag, value, step)
+        summary = self._summary(value=[self._summary.Value(tag=tag, simple_value=value)])
+        step = int(step if timestep is None else timestep)
+        self._writer.add_event(self._event(wall_time=time.time(), step=step, summary=summary))
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            self._last_flush = time.monotonic()
+        """Blocks until every scalar added so far is written to the file."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._writer is not None:
+            self._writer.close()  # flushes first
+            self._writer = None
 
     def __enter__(self) -> "SummaryWriter":
         return self
@@ -254,17 +172,13 @@ class Tracker:
         """Instantaneous rewards and, once an episode has finished, total rewards and episode lengths."""
         rewards = np.asarray(rewards, np.float64).reshape(-1)
         self.episodes.add(rewards, terminated, truncated)
-        self.data["Reward / Instantaneous reward (max)"].append(float(np.max(rewards)))
-        self.data["Reward / Instantaneous reward (min)"].append(float(np.min(rewards)))
-        self.data["Reward / Instantaneous reward (mean)"].append(float(np.mean(rewards)))
+        series = {"Reward / Instantaneous reward": rewards}
         if self.episodes.returns:
-            returns, lengths = np.asarray(self.episodes.returns), np.asarray(self.episodes.lengths)
-            self.data["Reward / Total reward (max)"].append(float(np.max(returns)))
-            self.data["Reward / Total reward (min)"].append(float(np.min(returns)))
-            self.data["Reward / Total reward (mean)"].append(float(np.mean(returns)))
-            self.data["Episode / Total timesteps (max)"].append(float(np.max(lengths)))
-            self.data["Episode / Total timesteps (min)"].append(float(np.min(lengths)))
-            self.data["Episode / Total timesteps (mean)"].append(float(np.mean(lengths)))
+            series["Reward / Total reward"] = np.asarray(self.episodes.returns)
+            series["Episode / Total timesteps"] = np.asarray(self.episodes.lengths)
+        for name, values in series.items():
+            for stat, reduce in (("max", np.max), ("min", np.min), ("mean", np.mean)):
+                self.data[f"{name} ({stat})"].append(float(reduce(values)))
 
     def mean(self, tag: str, default: float) -> float:
         """The mean of what is tracked under ``tag`` since the last write (``default`` if nothing is)."""

@@ -8,7 +8,7 @@ The functional core mirrors ``ddpgx`` one to one::
 
 with a preallocated replay memory (and sequence sampling for recurrent policies) in :mod:`ddpgx_torch.replay`,
 exploration noise in :mod:`ddpgx_torch.noise`, the running standard scaler in :mod:`ddpgx_torch.scaler`, default
-networks in :mod:`ddpgx_torch.networks`, JAX <-> torch weight conversion in :mod:`ddpgx_torch.convert`, and
+networks in :mod:`ddpgx_torch.core.networks`, JAX <-> torch weight conversion in :mod:`ddpgx_torch.core.convert`, and
 ``torchrun`` support in :mod:`ddpgx_torch.distributed` (all in :mod:`ddpgx_torch.core`, re-exported here).
 skrl's agent interface over it: :class:`ddpgx_torch.DDPG`, :class:`ddpgx_torch.DDPG_RNN`, and the pieces a skrl
 script uses in :mod:`ddpgx_torch.models` (with ready-made recurrent models), :mod:`ddpgx_torch.memories`,

@@ -14,7 +14,7 @@ from ddpgx_torch.core import noise
 
 
 class GaussianNoise:
-    """``GaussianNoise(mean, std, device=None)`` -> :class:`ddpgx_torch.noise.GaussianNoise`."""
+    """``GaussianNoise(mean, std, device=None)`` -> :class:`ddpgx_torch.core.noise.GaussianNoise`."""
 
     def __new__(cls, mean: float = 0.0, std: float = 0.1, device: Any = None) -> noise.GaussianNoise:
         return noise.GaussianNoise(mean=mean, std=std)
@@ -22,7 +22,7 @@ class GaussianNoise:
 
 class OrnsteinUhlenbeckNoise:
     """``OrnsteinUhlenbeckNoise(theta, sigma, base_scale, mean=0, std=1, device=None)`` ->
-    :class:`ddpgx_torch.noise.OrnsteinUhlenbeckNoise`."""
+    :class:`ddpgx_torch.core.noise.OrnsteinUhlenbeckNoise`."""
 
     def __new__(cls, theta: float = 0.15, sigma: float = 0.2, base_scale: float = 1.0, mean: float = 0.0,
                 std: float = 1.0, device: Any = None) -> noise.OrnsteinUhlenbeckNoise:

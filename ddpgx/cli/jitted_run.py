@@ -130,7 +130,10 @@ def train_gymnax(
       timesteps: vector steps; ``num_envs`` environments each take that many steps.
       seed: the run's PRNG seed (``jax.random.key(seed)``).
       config: the algorithm's configuration; default :func:`pendulum_config` (skrl's example settings).
-      learning_starts, memory_size, eval_interval, eval_episodes: see :class:`JittedConfig`.
+      learning_starts: see :class:`JittedConfig`.
+      memory_size: see :class:`JittedConfig`.
+      eval_interval: see :class:`JittedConfig`.
+      eval_episodes: see :class:`JittedConfig`.
       logdir: TensorBoard directory (skrl's tags), or None.
       progress: print a progress line per interval.
 

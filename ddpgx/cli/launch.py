@@ -1,7 +1,7 @@
 """Runs N local copies of a program as one multi-process JAX job: ``python -m ddpgx.cli.launch --nproc 2 prog.py``.
 
 Each copy gets ``DDPGX_COORDINATOR_ADDRESS`` (127.0.0.1 and a free port), ``DDPGX_NUM_PROCESSES`` and
-``DDPGX_PROCESS_ID`` in its environment; the program calls :func:`ddpgx.sharding.initialize` to join. If one copy
+``DDPGX_PROCESS_ID`` in its environment; the program calls :func:`ddpgx.core.sharding.initialize` to join. If one copy
 fails, the others are stopped and the launcher exits with its status. On several machines, start the program on
 each with those three variables set by hand (the coordinator is process 0's ``host:port``), or with your cluster's
 launcher: ``jax.distributed.initialize`` also reads SLURM and similar environments when called with no arguments.

@@ -14,7 +14,7 @@ donated, and returns a flat dict of metric arrays (no host synchronisation). Eve
 :class:`TrainState`, so ``jax.lax.scan(ddpgx.update, train_state, batches)`` and
 ``jax.vmap(lambda k: ddpgx.init(k, config, obs_space, act_space))(keys)`` work as they are.
 
-Example:
+Examples:
   >>> import gymnasium, jax, jax.numpy as jnp, ddpgx
   >>> env = gymnasium.make("Pendulum-v1")
   >>> config = ddpgx.DDPGConfig(batch_size=4, exploration_noise=ddpgx.GaussianNoise(std=0.1))
@@ -125,11 +125,12 @@ def init(
       action_space: a bounded ``Box``.
       state_space: optional privileged critic input (skrl 2.x ``states``), ``Box`` or ``Dict``.
       policy: a flax module ``observations [B, obs_size] -> actions [B, *action_shape]``; defaults to
-        :class:`ddpgx.networks.DeterministicPolicy` (400-300 ReLU, tanh scaled to the bounds).
+        :class:`ddpgx.core.networks.DeterministicPolicy` (400-300 ReLU, tanh scaled to the bounds).
       critic: a flax module ``(inputs [B, n], actions [B, action_size]) -> q [B]``; defaults to
-        :class:`ddpgx.networks.QFunction`.
-      policy_optimizer, critic_optimizer: optax transformations replacing the default Adam built from
+        :class:`ddpgx.core.networks.QFunction`.
+      policy_optimizer: an optax transformation replacing the policy's default Adam built from
         ``config.learning_rate`` and ``config.grad_norm_clip``.
+      critic_optimizer: the same for the critic.
       num_envs: environments acting in parallel (the Ornstein-Uhlenbeck state has one row per environment).
 
     Raises:

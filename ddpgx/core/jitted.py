@@ -31,7 +31,7 @@ under skrl's tag names.
 Sweeps: every number one may sweep is an array leaf of the train state (see :func:`with_hyperparams`), so
 ``jax.jit(jax.vmap(train))`` over seeds and hyperparameter values compiles once for the whole grid.
 
-Example:
+Examples:
   >>> import gymnax, jax, ddpgx
   >>> env, env_params = gymnax.make("Pendulum-v1")
   >>> settings = ddpgx.JittedConfig(timesteps=200, learning_starts=50, memory_size=200, eval_interval=100,
@@ -252,7 +252,7 @@ def with_hyperparams(
       ValueError: for an out-of-range number, a learning rate on an optimizer without an injected one (or driven by a
         schedule), or a noise field the configured noise does not have.
 
-    Example:
+    Examples:
       >>> import gymnasium, jax, jax.numpy as jnp, ddpgx
       >>> space = gymnasium.spaces.Box(-1.0, 1.0, (1,))
       >>> ts = ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), space, space)
@@ -385,12 +385,13 @@ def make_train(
     to run many trainings as one program.
 
     Args:
-      env, env_params: a gymnax environment (``step`` returning six values) and its parameters.
+      env: a gymnax environment (``step`` returning six values).
+      env_params: its parameters.
       config: the algorithm's configuration.
       settings: the loop's configuration.
       callback: host function called once per interval with that interval's metrics as NumPy values (under
         ``vmap``, once per run, told apart by ``metrics["run"]``), e.g. a :class:`ddpgx.cli.jitted_run.ProgressLogger`.
-      mesh: data parallelism inside the program (:mod:`ddpgx.sharding`): a mesh with a ``"data"`` axis or a device
+      mesh: data parallelism inside the program (:mod:`ddpgx.core.sharding`): a mesh with a ``"data"`` axis or a device
         count. The train state is replicated, the replay storage and every minibatch split over the devices.
       init_kwargs: passed to :func:`ddpgx.init` (custom ``policy``/``critic`` modules, optimizers).
 

@@ -9,7 +9,7 @@ indices uniformly among the filled entries, with replacement by default or, for 
 per minibatch (drawn with replacement, repeats redrawn: no permutation or top-k over the buffer). All
 three are jittable, so sampling can run inside the update's jit and a whole training loop can be one program.
 
-Example:
+Examples:
   >>> import jax, jax.numpy as jnp
   >>> from ddpgx import replay
   >>> from ddpgx.core.types import Transition

@@ -6,7 +6,7 @@ tanh scaled to the bounds) have the same layers in the same order, so their para
 ``Dense`` (in the flax parameter tree's order) is the i-th ``nn.Linear`` (in ``module.modules()`` order), kernel
 transposed. Any pair of networks made only of dense layers in matching order converts the same way.
 
-Example:
+Examples:
   >>> import gymnasium, jax, numpy as np, torch, ddpgx, ddpgx_torch
   >>> from ddpgx_torch import convert
   >>> obs_space = gymnasium.spaces.Box(-1, 1, (3,), np.float32)
@@ -112,7 +112,7 @@ def to_flax_params(module: nn.Module, flax_params: Any) -> Any:
 
 
 def policy_from_jax(jax_train_state: Any, *, target: bool = False) -> networks.DeterministicPolicy:
-    """A torch :class:`~ddpgx_torch.networks.DeterministicPolicy` holding a ``ddpgx`` train state's policy weights
+    """A torch :class:`~ddpgx_torch.core.networks.DeterministicPolicy` holding a ``ddpgx`` train state's policy weights
     (default networks; hidden sizes read from the parameters)."""
     spec = jax_train_state.spec
     params = jax_train_state.target_policy_params if target else jax_train_state.policy_params

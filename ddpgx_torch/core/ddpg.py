@@ -13,7 +13,7 @@ torch is imperative, so the train state's modules and optimizers are updated in 
 the train state, so code written against ``ddpgx`` reads the same. Metrics are a flat dict of 0-d tensors; nothing
 calls ``.item()`` (no host synchronisation on an accelerator).
 
-Gradients come from autograd, except on the built-in networks (:mod:`ddpgx_torch.networks`) in float32 (CPU or CUDA),
+Gradients come from autograd, except on the built-in networks (:mod:`ddpgx_torch.core.networks`) in float32 (CPU or CUDA),
 which pull them back themselves (``value_and_pullback``) with the same operations autograd's backward would run,
 without the engine's and the modules' per-call costs, about a fifth of a batch-64 update (:func:`_explicit_gradients`;
 the parity tests run both ways against the JAX core).
@@ -180,11 +180,12 @@ def init(
       observation_space: a ``Box`` or ``Dict``-of-``Box`` gymnasium space (Dict observations are flattened).
       action_space: a bounded ``Box``.
       state_space: optional privileged critic input (skrl 2.x ``states``).
-      policy, critic: ``torch.nn.Module``s (``policy(obs [B, obs_size]) -> [B, *action_shape]``,
-        ``critic(inputs [B, n], actions [B, action_size]) -> [B]``), or skrl-style models
-        (:class:`ddpgx_torch.models.Model` with ``act(inputs, role=...)``); default: 400-300 ReLU MLPs.
-      target_policy, target_critic: the target networks (their parameters are overwritten by copies of the
-        online ones); default: deep copies.
+      policy: a ``torch.nn.Module`` (``policy(obs [B, obs_size]) -> [B, *action_shape]``) or a skrl-style model
+        (:class:`ddpgx_torch.models.Model` with ``act(inputs, role=...)``); default: a 400-300 ReLU MLP.
+      critic: likewise, ``critic(inputs [B, n], actions [B, action_size]) -> [B]``; default: a 400-300 ReLU MLP.
+      target_policy: the target policy (its parameters are overwritten by copies of the online ones); default: a
+        deep copy.
+      target_critic: the same for the target critic.
       num_envs: environments acting in parallel.
       device: torch device (default: CPU).
 
@@ -582,7 +583,7 @@ EXPLICIT_GRADIENTS = True
 
 def _explicit_gradients(ts: TrainState, obs: torch.Tensor) -> bool:
     """Whether this gradient step takes the built-in networks' own pullbacks (``value_and_pullback`` of
-    :mod:`ddpgx_torch.networks`) instead of autograd.
+    :mod:`ddpgx_torch.core.networks`) instead of autograd.
 
     They run the very products and elementwise operations of autograd's backward, so the numbers are the same
     (tested), without what autograd costs around them at DDPG's sizes: the engine, one graph node per operation,

@@ -20,7 +20,7 @@ One difference from torch's own kernels: a custom autograd function cannot tell 
 ``torch.autograd.grad`` call asks for, so it computes the weight gradient whenever the weight requires grad. The
 DDPG core therefore sets ``requires_grad=False`` on the critic while it differentiates the policy loss through it.
 
-:func:`mlp` runs a whole ReLU MLP of such layers (the default networks' :class:`ddpgx_torch.networks.MLP`) as one
+:func:`mlp` runs a whole ReLU MLP of such layers (the default networks' :class:`ddpgx_torch.core.networks.MLP`) as one
 autograd node in float32 (on CUDA too, with torch's own products there): the forward is one product per layer,
 with the bias and the ReLU fused into oneDNN's call on the CPU, and the backward is written out (a product per
 weight and input gradient, ``threshold_backward`` for each ReLU). Against one

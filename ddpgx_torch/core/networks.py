@@ -1,13 +1,13 @@
-"""Default DDPG networks (torch): a deterministic policy and a Q-function, the twins of :mod:`ddpgx.networks`.
+"""Default DDPG networks (torch): a deterministic policy and a Q-function, the twins of :mod:`ddpgx.core.networks`.
 
 Both follow Lillicrap et al. 2015 (Sec. 7): two hidden ReLU layers of 400 and 300 units; the policy ends in tanh,
 scaled affinely to the action bounds so its output is always a valid action; the critic maps
 ``concat(observation, action)`` to one value (the action enters the first layer, as in skrl, SB3 and TD3).
 
 Their layers are in the same order as the flax modules' ``Dense_0, Dense_1, ...``, so
-:mod:`ddpgx_torch.convert` maps parameters between the backends one to one (a flax kernel ``[in, out]`` is a torch
+:mod:`ddpgx_torch.core.convert` maps parameters between the backends one to one (a flax kernel ``[in, out]`` is a torch
 weight ``[out, in]`` transposed). Initialisation is torch's default (Kaiming-uniform), not flax's lecun-normal:
-copy weights with :func:`ddpgx_torch.convert.load_flax_params` for identical starts.
+copy weights with :func:`ddpgx_torch.core.convert.load_flax_params` for identical starts.
 
 Any ``torch.nn.Module`` can replace them: a policy ``policy(observations [B, obs]) -> actions [B, *action_shape]``
 and a critic ``critic(inputs [B, n], actions [B, action_size]) -> q [B]`` (a trailing dimension of 1 is accepted),

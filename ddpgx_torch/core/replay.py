@@ -1,4 +1,4 @@
-"""A preallocated ring-buffer replay memory (torch), the twin of :mod:`ddpgx.replay`, with sequence sampling.
+"""A preallocated ring-buffer replay memory (torch), the twin of :mod:`ddpgx.core.replay`, with sequence sampling.
 
 Storage is one tensor per field of shape ``[rows, num_envs, ...]``, allocated once: ``add`` writes one transition
 per environment into the next row (wrapping around, overwriting the oldest row), so each environment's transitions
