@@ -10,7 +10,7 @@
   taken as it is.
 - ``rank``, ``world_size``, ``is_distributed``, ``coordinator_address`` (read-only): this process's place in a
   multi-process job, from the variables that :mod:`ddpgx.cli.launch` sets (``DDPGX_PROCESS_ID``,
-  ``DDPGX_NUM_PROCESSES``, ``DDPGX_COORDINATOR_ADDRESS``; see :func:`ddpgx.sharding.initialize`).
+  ``DDPGX_NUM_PROCESSES``, ``DDPGX_COORDINATOR_ADDRESS``; see :func:`ddpgx.core.sharding.initialize`).
 - ``backend``: skrl 1.x's choice between ``"jax"`` and ``"numpy"`` arrays. ddpgx always computes with JAX, so
   ``"numpy"`` is accepted and changes nothing (the logger says so once); any other value raises.
 

@@ -8,7 +8,7 @@
 - ``key``: the seed last set by :func:`ddpgx_torch.models.set_seed` (skrl's ``set_seed`` records it there too);
   agents draw their generators' seeds from torch's global generator, which ``set_seed`` seeds.
 - ``local_rank``, ``rank``, ``world_size``, ``is_distributed`` (read-only): this process's place in a ``torchrun``
-  job, from ``LOCAL_RANK``, ``RANK`` and ``WORLD_SIZE`` (:func:`ddpgx_torch.distributed.launch_env`).
+  job, from ``LOCAL_RANK``, ``RANK`` and ``WORLD_SIZE`` (:func:`ddpgx_torch.core.distributed.launch_env`).
 
 ``config.jax`` is :mod:`ddpgx`'s (the same object as ``ddpgx.config.jax``). ``logger`` is the ``logging.Logger``
 named ``"ddpgx_torch"``, printing ``[ddpgx_torch:LEVEL] message`` as skrl's does.

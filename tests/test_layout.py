@@ -175,7 +175,7 @@ def test_relative_imports_resolve():
     assert _resolve("ddpgx.core", True, nodes[2]) == "ddpgx.core.replay"
 
 
-HEAVY = ("distrax", "tensorflow_probability", "matplotlib", "orbax")
+HEAVY = ("distrax", "tensorflow_probability", "matplotlib", "orbax", "tensorboard")
 
 
 def _loaded_after(code: str) -> set[str]:
