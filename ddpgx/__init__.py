@@ -14,27 +14,76 @@ These pure functions live in :mod:`ddpgx.core` (re-exported here); the command l
 skrl's agent interface over it: :class:`ddpgx.DDPG` with :class:`ddpgx.DDPG_CFG`, and the pieces a skrl script uses
 in :mod:`ddpgx.models`, :mod:`ddpgx.memories`, :mod:`ddpgx.noises`, :mod:`ddpgx.preprocessors`,
 :mod:`ddpgx.trainers` and :mod:`ddpgx.envs`; TensorBoard tracking in :mod:`ddpgx.tracking`, orbax checkpoints in
-:mod:`ddpgx.checkpoints`.
+:mod:`ddpgx.checkpoints`; skrl's ``config`` (default device and PRNG key) and ``logger`` in :mod:`ddpgx.settings`.
+
+Every name here loads on first use: ``import ddpgx`` alone imports neither JAX nor the rest of ddpgx.
 """
 
-from ddpgx.core import jitted, losses, networks, noise, replay, scaler, sharding, spaces
-from ddpgx.agent import DDPG
-from ddpgx.core import (
-    AgentSpec,
-    DDPGConfig,
-    Hyperparams,
-    TrainState,
-    Transition,
-    act,
-    add_and_update,
-    add_update_act,
-    init,
-    update,
-    update_from_replay,
-)
-from ddpgx.core.jitted import JittedConfig, make_train, with_hyperparams
-from ddpgx.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
-from ddpgx.ddpg_cfg import DDPG_CFG, ExperimentCfg
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the names below are, for readers and type checkers; at run time they load on first use
+    from ddpgx.agent import DDPG
+    from ddpgx.core import (
+        AgentSpec,
+        DDPGConfig,
+        Hyperparams,
+        TrainState,
+        Transition,
+        act,
+        add_and_update,
+        add_update_act,
+        init,
+        jitted,
+        losses,
+        networks,
+        noise,
+        replay,
+        scaler,
+        sharding,
+        spaces,
+        update,
+        update_from_replay,
+    )
+    from ddpgx.core.jitted import JittedConfig, make_train, with_hyperparams
+    from ddpgx.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
+    from ddpgx.ddpg_cfg import DDPG_CFG, ExperimentCfg
+    from ddpgx.settings import config, logger
+
+# Public name -> the module that holds it. Nothing is imported until a name is used, so that ``import ddpgx`` and
+# ``ddpgx --help`` cost next to nothing; ``ddpgx.init`` (say) then loads JAX, flax, optax and the core.
+_SUBMODULES = {
+    **{name: f"ddpgx.core.{name}" for name in ("jitted", "losses", "networks", "noise", "replay", "scaler",
+                                               "sharding", "spaces")},
+    **{name: f"ddpgx.{name}" for name in ("agent", "checkpoints", "core", "ddpg_cfg", "envs", "memories", "models",
+                                          "noises", "preprocessors", "settings", "tracking", "trainers")},
+}
+_NAMES = {
+    "DDPG": "ddpgx.agent",
+    **{name: "ddpgx.core" for name in ("AgentSpec", "DDPGConfig", "Hyperparams", "TrainState", "Transition", "act",
+                                       "add_and_update", "add_update_act", "init", "update", "update_from_replay")},
+    **{name: "ddpgx.core.jitted" for name in ("JittedConfig", "make_train", "with_hyperparams")},
+    **{name: "ddpgx.core.noise" for name in ("GaussianNoise", "OrnsteinUhlenbeckNoise")},
+    **{name: "ddpgx.ddpg_cfg" for name in ("DDPG_CFG", "ExperimentCfg")},
+    **{name: "ddpgx.settings" for name in ("config", "logger")},
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _SUBMODULES:
+        value = importlib.import_module(_SUBMODULES[name])
+    elif name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    else:
+        raise AttributeError(f"module 'ddpgx' has no attribute {name!r}")
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_NAMES))
+
 
 __version__ = "0.1.0"
 
@@ -53,8 +102,10 @@ __all__ = [
     "act",
     "add_and_update",
     "add_update_act",
+    "config",
     "init",
     "jitted",
+    "logger",
     "losses",
     "make_train",
     "networks",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 
 
 def _interval(text: str) -> int | str:
@@ -52,7 +51,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)  # distrax's TFP substrate warns on import
     import numpy as np
 
     from ddpgx.cli import runner  # imported late so that --help is instant

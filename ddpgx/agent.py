@@ -40,6 +40,7 @@ from ddpgx.ddpg_cfg import experiment_dir as make_experiment_dir
 from ddpgx.envs import true_next_observations
 from ddpgx.memories import RandomMemory
 from ddpgx.preprocessors import RunningStandardScaler
+from ddpgx import settings
 from ddpgx.core.types import Transition
 
 __all__ = ["DDPG", "core_config"]
@@ -64,7 +65,8 @@ def _noise(cfg: DDPG_CFG) -> Any:
     noise = cfg.exploration_noise
     if noise is None:
         return None
-    if isinstance(noise, type) or (callable(noise) and not isinstance(noise, noise_lib.SUPPORTED + (noises.Noise,))):
+    if isinstance(noise, type) or (callable(noise) and not (noise_lib.is_supported(noise)
+                                                            or isinstance(noise, noises.Noise))):
         skrl_style = isinstance(noise, type) and issubclass(noise, noises.Noise)
         kwargs = {k: v for k, v in cfg.exploration_noise_kwargs.items() if skrl_style or k != "device"}
         try:
@@ -120,22 +122,6 @@ def core_config(cfg: DDPG_CFG) -> DDPGConfig:
         preprocessor_epsilon=scalers[0].epsilon if scalers else 1e-8,
         preprocessor_clip=scalers[0].clip_threshold if scalers else 5.0,
     )
-
-
-def _parse_device(device: Any) -> jax.Device:
-    if device is None:
-        return jax.devices()[0]
-    if isinstance(device, jax.Device):
-        return device
-    if isinstance(device, str):
-        platform, _, index = device.partition(":")
-        platform = {"cuda": "gpu"}.get(platform, platform)
-        try:
-            found = jax.devices(platform)
-            return found[int(index) if index else 0]
-        except (RuntimeError, IndexError, ValueError) as error:
-            raise ValueError(f"device={device!r} is not available here ({error}); devices: {jax.devices()}") from error
-    raise ValueError(f"device={device!r} is invalid: expected None, a jax.Device or a string such as 'cpu'")
 
 
 def _zeros(space: gymnasium.Space) -> Any:
@@ -249,7 +235,7 @@ class DDPG:
         self.target_critic = self.models.get("target_critic")
         self.memory = memory
         self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
-        self.device = _parse_device(device)
+        self.device = settings.config.jax.parse_device(device)
         self.training = False
         # Evaluation with exploration noise (the trainer's stochastic_evaluation); training mode always explores.
         self.explore_in_evaluation = False

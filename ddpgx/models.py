@@ -49,23 +49,22 @@ import numpy as np
 from flax import struct
 
 from ddpgx.core import spaces
+from ddpgx import settings
 
 __all__ = ["CriticAdapter", "DeterministicMixin", "Model", "PolicyAdapter", "StateDict", "set_seed"]
 
-_SEED = [0]  # the default seed of models and agents; set_seed changes it (skrl's skrl.utils.set_seed)
-
-
 def set_seed(seed: int = 42) -> int:
-    """Sets the seed that models (``init_state_dict``) and agents use when no key is given; returns it."""
+    """Sets the seed that models (``init_state_dict``) and agents use when no key is given (``config.jax.key``,
+    :mod:`ddpgx.settings`); returns it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r} is invalid: expected an integer >= 0")
-    _SEED[0] = int(seed)
+    settings.config.jax.key = int(seed)
     return int(seed)
 
 
 def default_key(salt: int = 0) -> jax.Array:
-    """A key derived from the seed set with :func:`set_seed` and a per-use salt."""
-    return jax.random.fold_in(jax.random.key(_SEED[0]), salt)
+    """A key derived from ``config.jax.key`` (the seed set with :func:`set_seed`) and a per-use salt."""
+    return settings.config.jax.derive_key(salt)
 
 
 def _space_size(space: Any) -> int:

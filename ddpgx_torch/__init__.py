@@ -13,7 +13,8 @@ networks in :mod:`ddpgx_torch.core.networks`, JAX <-> torch weight conversion in
 skrl's agent interface over it: :class:`ddpgx_torch.DDPG`, :class:`ddpgx_torch.DDPG_RNN`, and the pieces a skrl
 script uses in :mod:`ddpgx_torch.models` (with ready-made recurrent models), :mod:`ddpgx_torch.memories`,
 :mod:`ddpgx_torch.noises`, :mod:`ddpgx_torch.preprocessors`, :mod:`ddpgx_torch.trainers` and
-:mod:`ddpgx_torch.envs`.
+:mod:`ddpgx_torch.envs`; skrl's ``config`` (default device, seed, ``torchrun`` ranks) and ``logger`` in
+:mod:`ddpgx_torch.settings`.
 """
 
 from ddpgx_torch.core import (
@@ -42,6 +43,7 @@ from ddpgx_torch.core import (
     update_from_replay,
 )
 from ddpgx_torch.core.noise import GaussianNoise, OrnsteinUhlenbeckNoise
+from ddpgx_torch.settings import config, logger
 
 __all__ = [
     "DDPG",
@@ -62,10 +64,12 @@ __all__ = [
     "TrainState",
     "Transition",
     "act",
+    "config",
     "convert",
     "distributed",
     "init",
     "linear",
+    "logger",
     "losses",
     "networks",
     "noise",

@@ -36,6 +36,7 @@ from ddpgx_torch.core import config as config_lib
 from ddpgx_torch import core, preprocessors
 from ddpgx_torch.core import distributed, noise, replay, scaler
 from ddpgx_torch.memories import RandomMemory
+from ddpgx_torch import settings
 from ddpgx_torch.core.types import Transition
 
 __all__ = ["DDPG", "DDPG_CFG", "DDPG_RNN", "ExperimentCfg"]
@@ -140,7 +141,7 @@ class DDPG:
                              "(targets are copied from them when absent)")
         self.models, self.memory = models, memory
         self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
-        self.device = torch.device(device if device is not None else "cpu")
+        self.device = settings.config.torch.parse_device(device)
         self.training = False
         self.explore_in_evaluation = False  # evaluation with exploration noise (the trainer's stochastic_evaluation)
         self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")

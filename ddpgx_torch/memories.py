@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import torch
 
+from ddpgx_torch import settings
 from ddpgx_torch.core import replay
 from ddpgx_torch.core.types import Transition
 
@@ -26,7 +27,7 @@ class RandomMemory:
         if export:
             raise ValueError("export=True is not supported by ddpgx_torch.memories.RandomMemory")
         self.memory_size, self.num_envs = memory_size, num_envs
-        self.device = torch.device(device if device is not None else "cpu")
+        self.device = settings.config.torch.parse_device(device)
         self.replacement = bool(replacement)
         self.buffer: Optional[replay.ReplayState] = None
 

@@ -25,6 +25,7 @@ import torch
 
 from ddpgx_torch.core import distributed
 from ddpgx_torch.core.networks import DeterministicPolicy, QFunction, _Recurrent
+from ddpgx_torch import settings
 
 
 def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
@@ -53,6 +54,7 @@ def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    settings.config.torch.key = seed
     if deterministic:
         torch.use_deterministic_algorithms(True)
     return seed
@@ -83,7 +85,7 @@ class Model(torch.nn.Module):
         state_space: gymnasium.Space | None = None,
     ) -> None:
         super().__init__()
-        self.device = torch.device(device if device is not None else "cpu")
+        self.device = settings.config.torch.parse_device(device)
         self.observation_space = observation_space
         self.state_space = state_space
         self.action_space = action_space

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -171,3 +173,37 @@ def test_relative_imports_resolve():
     assert _resolve("ddpgx.core.ddpg", False, nodes[0]) == "ddpgx.core"
     assert _resolve("ddpgx.core.ddpg", False, nodes[1]) == "ddpgx.core"
     assert _resolve("ddpgx.core", True, nodes[2]) == "ddpgx.core.replay"
+
+
+HEAVY = ("distrax", "tensorflow_probability", "matplotlib", "orbax", "tensorboard")
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The top-level packages loaded by ``code`` in a fresh interpreter."""
+    script = f"{code}\nimport sys\nprint(' '.join(sorted({{name.split('.')[0] for name in sys.modules}})))"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_import_ddpgx_is_light():
+    """``import ddpgx`` (names load on first use) imports no JAX; the whole library, loaded, none of the packages
+    that only some paths need (distrax and its TFP, matplotlib, orbax); ``ddpgx --help`` no JAX either."""
+    assert not _loaded_after("import ddpgx") & {"jax", "flax", "optax", *HEAVY}
+    full = _loaded_after("import ddpgx\nddpgx.DDPG, ddpgx.init, ddpgx.jitted, ddpgx.checkpoints, ddpgx.trainers, "
+                         "ddpgx.config\nimport ddpgx.cli.runner")
+    assert {"jax", "flax", "optax"} <= full
+    assert not full & set(HEAVY), sorted(full & set(HEAVY))
+    assert not _loaded_after("import sys\nfrom ddpgx import __main__\nsys.argv = ['ddpgx', '--help']\n"
+                             "try:\n    __main__.main()\nexcept SystemExit:\n    pass") & {"jax", *HEAVY}
+
+
+def test_lazy_names_resolve_and_unknown_ones_raise():
+    import ddpgx
+
+    for name in ddpgx.__all__:
+        assert getattr(ddpgx, name) is not None
+    assert set(ddpgx.__all__) <= set(dir(ddpgx))
+    assert not any(module.startswith("ddpgx.cli") for module in {**ddpgx._SUBMODULES, **ddpgx._NAMES}.values())
+    with pytest.raises(AttributeError, match="module 'ddpgx' has no attribute 'DDPGG'"):
+        _ = ddpgx.DDPGG

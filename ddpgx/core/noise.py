@@ -16,12 +16,15 @@ JAX version doubles it), the OU process decays as ``(1 - theta) * x`` in both ba
 from __future__ import annotations
 
 import numbers
-from typing import Any, Union
+import sys
+from typing import TYPE_CHECKING, Any, Union
 
-import distrax
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+if TYPE_CHECKING:  # distrax (and the TFP it loads, about a second) is imported by those who use it, not here
+    import distrax
 
 
 def _check(name: str, value: Any, ok: bool, expected: str) -> None:
@@ -70,15 +73,23 @@ def _num(value: Any) -> bool:
     return isinstance(value, numbers.Number)
 
 
-Noise = Union[GaussianNoise, OrnsteinUhlenbeckNoise, distrax.Distribution]
+Noise = Union[GaussianNoise, OrnsteinUhlenbeckNoise, "distrax.Distribution"]
 
 
-SUPPORTED = (GaussianNoise, OrnsteinUhlenbeckNoise, distrax.Distribution)
+def is_distrax(noise: Any) -> bool:
+    """Whether ``noise`` is a distrax distribution (without importing distrax: whoever made one has imported it)."""
+    distrax = sys.modules.get("distrax")
+    return distrax is not None and isinstance(noise, distrax.Distribution)
+
+
+def is_supported(noise: Any) -> bool:
+    """Whether :func:`sample` draws from ``noise``: Gaussian, Ornstein-Uhlenbeck or a distrax distribution."""
+    return isinstance(noise, (GaussianNoise, OrnsteinUhlenbeckNoise)) or is_distrax(noise)
 
 
 def validate(noise: Any) -> None:
     """Raises a ValueError unless ``noise`` is None or a supported noise (or any distrax distribution)."""
-    if noise is None or isinstance(noise, SUPPORTED):
+    if noise is None or is_supported(noise):
         return
     raise ValueError(
         f"exploration_noise={noise!r} is not supported: expected ddpgx.noise.GaussianNoise, "
