@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, networks, replay, sharding, spaces, tracking
+from ddpgx import checkpoints, core, networks, replay, sharding, skrl_checkpoint, spaces, tracking
 from ddpgx import models as models_lib
 from ddpgx import noise as noise_lib
 from ddpgx.config import DDPGConfig
@@ -471,8 +471,18 @@ class DDPG:
 
     def load(self, path: str) -> None:
         """Restores what :meth:`save` (or a checkpoint) wrote; the replay buffer too when it was saved and this
-        agent has a memory. Raises ``ValueError`` if the checkpoint does not match this agent."""
+        agent has a memory. A file (rather than a checkpoint directory) is read as a skrl JAX agent checkpoint
+        (``agent_<timestep>.pickle``): models, optimizer states and preprocessor statistics
+        (:mod:`ddpgx.skrl_checkpoint`; the pickle is read as data only).
+
+        Raises:
+          ValueError: if the checkpoint is incomplete, damaged, does not match this agent, or (skrl's) holds
+            anything but data.
+        """
         self._flush()
+        if os.path.isfile(path):
+            self._load_skrl(path)
+            return
         target = self._checkpoint_items(include_memory=self.memory is not None)
         saved = set(checkpoints.metadata(path).get("items", ()))
         target = {name: item for name, item in target.items() if name in saved or name == "train_state"}
@@ -491,6 +501,13 @@ class DDPG:
                     self.memory.state = jax.device_put(self.memory.state, self.device)
         if "agent" in items:
             self._episode_starts = np.asarray(items["agent"]["episode_starts"], bool)
+        self._prefetch = None
+
+    def _load_skrl(self, path: str) -> None:
+        """Loads a skrl JAX agent checkpoint file (see :meth:`load`)."""
+        modules = skrl_checkpoint.read(path)
+        with jax.default_device(self.device):
+            self.train_state = self._place(skrl_checkpoint.restore(self.train_state, modules, path))
         self._prefetch = None
 
     def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:
