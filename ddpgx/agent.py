@@ -455,14 +455,20 @@ class DDPG:
 
     def write_checkpoint(self, *, timestep: int | None, timesteps: int) -> None:
         """Writes ``agent_<timestep>`` (and ``best_agent`` when a better mean total reward has been seen) under
-        ``<experiment_dir>/checkpoints``; with ``store_separately`` one checkpoint per module."""
+        ``<experiment_dir>/checkpoints``; with ``store_separately`` one checkpoint per module. Then applies retention
+        (``cfg.experiment.checkpoint_keep`` newest checkpoints kept, the replay buffer only in the newest with
+        ``checkpoint_memory="newest"``: :func:`ddpgx.checkpoints.retain`)."""
         tag = str(timestep) if timestep is not None else f"{np.datetime64('now')}".replace(":", "-")
         directory = os.path.join(self.experiment_dir, "checkpoints")
-        self._save_items(directory, tag, self._checkpoint_items(self.checkpoint_include_memory), timestep)
+        experiment = self.cfg.experiment
+        include_memory = self.checkpoint_include_memory and experiment.checkpoint_memory != "none"
+        self._save_items(directory, tag, self._checkpoint_items(include_memory), timestep)
         best = self.checkpoint_best
         if best["items"] is not None and not best["saved"]:
             self._save_items(directory, "best", best["items"], best["timestep"])
             best["saved"] = True
+        if not experiment.store_separately:
+            checkpoints.retain(directory, experiment.checkpoint_keep, experiment.checkpoint_memory)
 
     def save(self, path: str, *, include_memory: bool = True) -> None:
         """Saves everything needed to resume (networks, targets, optimizers, scaler statistics, noise state, RNG,

@@ -16,7 +16,9 @@ half-written where the previous good one was. The helpers here make every write 
 * :func:`restricted_load` unpickles with an allow-list (NumPy arrays and scalars, numbers, strings, bytes and
   containers): a pickle naming any other global, such as ``os.system``, is refused with a ``ValueError`` naming it,
   before anything is called. skrl's JAX checkpoints are pickles; this is how ddpgx reads them.
-* :func:`newest` finds the newest complete checkpoint among ``<prefix><timestep><suffix>`` names.
+* :func:`newest` finds the newest complete checkpoint among ``<prefix><timestep><suffix>`` names, and
+  :func:`retention` decides which ones to delete (all but the last N) and which to strip of their replay buffer (all
+  but the newest): the policy both backends apply to their own files.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ import json
 import os
 import pickle
 import re
+import shutil
 import zipfile
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-__all__ = ["MANIFEST", "atomic_write", "fsync_dir", "newest", "restricted_load", "seal_zip", "verify_manifest",
-           "verify_zip", "write_manifest"]
+__all__ = ["MANIFEST", "atomic_write", "fsync_dir", "manifest_files", "newest", "remove", "restricted_load",
+           "retention", "seal_zip", "verify_manifest", "verify_zip", "write_manifest"]
 
 MANIFEST = "ddpgx_manifest.json"
 SEAL = "ddpgx_sha256"  # the record holding a zip's digest (inside the archive's top folder, as torch's records are)
@@ -140,11 +143,14 @@ def _files(directory: str) -> list[str]:
     return sorted(name for name in found if name != MANIFEST)
 
 
-def write_manifest(directory: str) -> None:
+def write_manifest(directory: str, exclude: str | None = None) -> None:
     """Seals the checkpoint ``directory``: ``fsync`` of every file, then (atomically) a manifest of their sizes and
-    SHA-256 digests. Written last, so a directory without a manifest is incomplete."""
+    SHA-256 digests. Written last, so a directory without a manifest is incomplete. Files under the relative path
+    ``exclude`` are left out (about to be removed)."""
     files = {}
     for name in _files(directory):
+        if exclude is not None and name.startswith(exclude):
+            continue
         path = os.path.join(directory, name)
         with open(path, "rb") as file:
             os.fsync(file.fileno())
@@ -152,19 +158,27 @@ def write_manifest(directory: str) -> None:
     atomic_write(os.path.join(directory, MANIFEST), json.dumps({"format": _FORMAT, "files": files}).encode())
 
 
-def verify_manifest(directory: str) -> None:
-    """Raises ``ValueError`` unless ``directory`` is a complete, intact checkpoint (every file of its manifest
-    present with the recorded size and SHA-256)."""
+def manifest_files(directory: str) -> dict[str, Any]:
+    """The files a checkpoint directory's manifest lists (relative path -> size and SHA-256).
+
+    Raises:
+      ValueError: if the manifest is missing (an interrupted write) or unreadable.
+    """
     manifest_path = os.path.join(directory, MANIFEST)
     if not os.path.isfile(manifest_path):
         raise ValueError(f"checkpoint {directory!r} is incomplete (no {MANIFEST}: its write was interrupted, or it "
                          "was not written by ddpgx)")
     try:
         with open(manifest_path) as file:
-            files = json.load(file)["files"]
-    except (OSError, ValueError, KeyError) as error:
+            return dict(json.load(file)["files"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"checkpoint {directory!r} is corrupted: unreadable {MANIFEST} ({error})") from error
-    for name, expected in files.items():
+
+
+def verify_manifest(directory: str) -> None:
+    """Raises ``ValueError`` unless ``directory`` is a complete, intact checkpoint (every file of its manifest
+    present with the recorded size and SHA-256)."""
+    for name, expected in manifest_files(directory).items():
         path = os.path.join(directory, name)
         if not os.path.isfile(path):
             raise ValueError(f"checkpoint {directory!r} is corrupted: {name} is missing")
@@ -173,22 +187,52 @@ def verify_manifest(directory: str) -> None:
                              "SHA-256")
 
 
+def _timesteps(folder: str, prefix: str, suffix: str) -> list[tuple[int, str]]:
+    """``(timestep, path)`` of the ``<prefix><timestep><suffix>`` entries of ``folder``, newest first."""
+    if not os.path.isdir(folder):
+        return []
+    pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
+    return sorted(((int(m.group(1)), os.path.join(folder, name)) for name in os.listdir(folder)
+                   if (m := pattern.match(name))), reverse=True)
+
+
 def newest(folder: str, prefix: str, suffix: str, verify: Callable[[str], Any]) -> str | None:
     """The path of the newest ``<prefix><timestep><suffix>`` entry of ``folder`` that ``verify`` accepts (does not
     raise ``ValueError`` for); None if there is none. Damaged or incomplete entries are skipped."""
-    if not os.path.isdir(folder):
-        return None
-    pattern = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
-    found = sorted(((int(m.group(1)), name) for name in os.listdir(folder) if (m := pattern.match(name))),
-                   reverse=True)
-    for _, name in found:
-        path = os.path.join(folder, name)
+    for _, path in _timesteps(folder, prefix, suffix):
         try:
             verify(path)
         except ValueError:
             continue  # interrupted or damaged: fall back to an older one
         return path
     return None
+
+
+MEMORY_POLICIES = ("newest", "all", "none")
+
+
+def retention(folder: str, prefix: str, suffix: str, keep: int, memory: str) -> tuple[list[str], list[str]]:
+    """What retention does after a new checkpoint: ``(delete, strip)``, the ``<prefix><timestep><suffix>`` entries
+    to delete (all but the newest ``keep``; none if ``keep <= 0``) and those to strip of their replay buffer (every
+    kept one but the newest, with ``memory="newest"``). Other entries (``best_agent``) are never touched."""
+    if isinstance(keep, bool) or not isinstance(keep, int):
+        raise ValueError(f"checkpoint_keep={keep!r} is invalid: expected an integer (<= 0 keeps every checkpoint)")
+    if memory not in MEMORY_POLICIES:
+        raise ValueError(f"checkpoint_memory={memory!r} is invalid: expected one of {MEMORY_POLICIES}")
+    paths = [path for _, path in _timesteps(folder, prefix, suffix)]
+    kept = paths if keep <= 0 else paths[:keep]
+    return paths[len(kept):], kept[1:] if memory == "newest" else []
+
+
+def remove(path: str) -> None:
+    """Deletes a checkpoint file or directory; a directory is first renamed (atomically) out of its checkpoint name,
+    so a kill during the deletion never leaves a partial checkpoint under it."""
+    if os.path.isdir(path):
+        doomed = f"{path}.deleting-{os.getpid()}"
+        os.replace(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+    elif os.path.exists(path):
+        os.remove(path)
 
 
 # What a data pickle may name: NumPy's array and scalar reconstructors (both module paths, NumPy 1 and 2), and the

@@ -473,11 +473,12 @@ class DDPG:
     def write_checkpoint(self, *, timestep: int | None, timesteps: int) -> None:
         """``<experiment_dir>/checkpoints/agent_<timestep>.pt`` and, when the best mean return improved,
         ``best_agent.pt`` (or one file per module with ``store_separately``); each written atomically and sealed
-        (:func:`ddpgx_torch.checkpoints.save`), so a kill at any moment leaves the previous files intact."""
+        (:func:`ddpgx_torch.checkpoints.save`), so a kill at any moment leaves the previous files intact. Then
+        applies retention (``cfg.experiment.checkpoint_keep`` and ``checkpoint_memory``, as in ``ddpgx.DDPG``)."""
         tag = str(timestep if timestep is not None else datetime.datetime.now().strftime("%y-%m-%d_%H-%M-%S-%f"))
         folder = os.path.join(self.experiment_dir, "checkpoints")
         os.makedirs(folder, exist_ok=True)
-        modules = self._checkpoint()
+        modules = self._checkpoint(include_memory=self.cfg.experiment.checkpoint_memory != "none")
         if self.cfg.experiment.store_separately:
             for name, module in modules.items():
                 checkpoints.save(module, os.path.join(folder, f"{name}_{tag}.pt"))
@@ -491,6 +492,8 @@ class DDPG:
             else:
                 checkpoints.save(best["modules"], os.path.join(folder, "best_agent.pt"))
             best["saved"] = True
+        if not self.cfg.experiment.store_separately:
+            checkpoints.retain(folder, self.cfg.experiment.checkpoint_keep, self.cfg.experiment.checkpoint_memory)
 
 
 #: skrl's documented name for the recurrent variant: the same class (the recurrent core turns on from the policy's

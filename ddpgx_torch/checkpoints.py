@@ -7,7 +7,8 @@ leaves the previous file of that name (``best_agent.pt`` included) or the new on
 the file first (a truncated or altered one is refused with a ``ValueError`` naming it), then reads it with
 ``torch.load(weights_only=True)``: tensors and plain containers only, so a file whose pickle names a function (say
 ``os.system``) is refused, with a ``ValueError`` naming the global, before it can run. :func:`latest` finds the newest
-complete ``agent_<timestep>.pt`` of a run (for ``--resume``). The file-level logic is :mod:`ddpgx.safe_io`'s, shared
+complete ``agent_<timestep>.pt`` of a run (for ``--resume``) and :func:`retain` keeps the last few, the replay
+memory only in the newest. The file-level logic is :mod:`ddpgx.safe_io`'s, shared
 with the JAX backend.
 """
 
@@ -16,13 +17,14 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import zipfile
 from typing import Any
 
 import torch
 
 from ddpgx import safe_io
 
-__all__ = ["latest", "load", "save", "verify"]
+__all__ = ["check_data", "latest", "load", "retain", "save", "verify"]
 
 
 _PLAIN = (str, bytes, int, float, bool, complex, type(None), torch.Tensor, torch.dtype, torch.device, torch.Size)
@@ -84,3 +86,26 @@ def latest(folder: str) -> str | None:
     """The newest complete and intact ``agent_<timestep>.pt`` in ``folder`` (None if there is none): the one to
     resume from after a crash (damaged or unsealed files are skipped)."""
     return safe_io.newest(folder, "agent_", ".pt", verify)
+
+
+def _drop_memory(path: str) -> None:
+    """Rewrites the checkpoint ``path`` without its replay memory (atomically: the file is whole before and after)."""
+    with zipfile.ZipFile(path) as archive:  # a cheap look at the pickle (no tensor data) before a full read
+        pickled = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+        if pickled and b"memory" not in archive.read(pickled[0]):
+            return
+    modules = load(path)
+    if isinstance(modules, dict) and "memory" in modules:
+        del modules["memory"]
+        save(modules, path)
+
+
+def retain(folder: str, keep: int, memory: str) -> None:
+    """Retention after a new checkpoint: keeps the newest ``keep`` ``agent_<timestep>.pt`` files (all if
+    ``keep <= 0``; ``best_agent.pt`` is never touched) and, with ``memory="newest"``, the replay memory only in the
+    newest one: :func:`ddpgx.safe_io.retention`'s policy, the same as the JAX backend's."""
+    delete, strip = safe_io.retention(folder, "agent_", ".pt", keep, memory)
+    for path in strip:
+        _drop_memory(path)
+    for path in delete:
+        safe_io.remove(path)
