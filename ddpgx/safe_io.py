@@ -34,8 +34,8 @@ import zipfile
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-__all__ = ["MANIFEST", "atomic_write", "fsync_dir", "manifest_files", "newest", "remove", "restricted_load",
-           "retention", "seal_zip", "verify_manifest", "verify_zip", "write_manifest"]
+__all__ = ["MANIFEST", "atomic_write", "fsync_dir", "manifest_files", "newest", "remove", "remove_stale",
+           "restricted_load", "retention", "seal_zip", "verify_manifest", "verify_zip", "write_manifest"]
 
 MANIFEST = "ddpgx_manifest.json"
 SEAL = "ddpgx_sha256"  # the record holding a zip's digest (inside the archive's top folder, as torch's records are)
@@ -214,14 +214,37 @@ MEMORY_POLICIES = ("newest", "all", "none")
 def retention(folder: str, prefix: str, suffix: str, keep: int, memory: str) -> tuple[list[str], list[str]]:
     """What retention does after a new checkpoint: ``(delete, strip)``, the ``<prefix><timestep><suffix>`` entries
     to delete (all but the newest ``keep``; none if ``keep <= 0``) and those to strip of their replay buffer (every
-    kept one but the newest, with ``memory="newest"``). Other entries (``best_agent``) are never touched."""
+    kept one but the newest, with ``memory="newest"``). Other entries (``best_agent``) are never touched; what
+    killed processes left behind is deleted (:func:`remove_stale`)."""
     if isinstance(keep, bool) or not isinstance(keep, int):
         raise ValueError(f"checkpoint_keep={keep!r} is invalid: expected an integer (<= 0 keeps every checkpoint)")
     if memory not in MEMORY_POLICIES:
         raise ValueError(f"checkpoint_memory={memory!r} is invalid: expected one of {MEMORY_POLICIES}")
+    remove_stale(folder)
     paths = [path for _, path in _timesteps(folder, prefix, suffix)]
     kept = paths if keep <= 0 else paths[:keep]
     return paths[len(kept):], kept[1:] if memory == "newest" else []
+
+
+def remove_stale(folder: str) -> list[str]:
+    """Deletes what killed processes left in ``folder``: ``.partial-<pid>`` (an interrupted write) and
+    ``.deleting-<pid>`` entries whose process no longer runs. Returns their names."""
+    stale = []
+    for name in os.listdir(folder) if os.path.isdir(folder) else ():
+        match = re.search(r"\.(partial|deleting)-(\d+)$", name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(2)), 0)
+            continue  # that process still runs (it may be writing right now)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's live process
+        path = os.path.join(folder, name)
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        stale.append(name)
+    return stale
 
 
 def remove(path: str) -> None:

@@ -117,3 +117,16 @@ def test_torch_memory_is_stripped_atomically_and_the_file_stays_sealed(tmp_path)
     torch_checkpoints.verify(str(path))  # rewritten without the memory, sealed again
     saved = torch.load(path, weights_only=True)
     assert "memory" not in saved and "policy" in saved
+
+
+def test_leftovers_of_killed_processes_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has ended
+    (tmp_path / f"agent_40.pt.partial-{pid}").write_bytes(b"half")
+    (tmp_path / f"agent_20.deleting-{pid}").mkdir()
+    (tmp_path / f"agent_60.pt.partial-{os.getpid()}").write_bytes(b"being written")  # this live process
+    assert sorted(safe_io.remove_stale(str(tmp_path))) == [f"agent_20.deleting-{pid}", f"agent_40.pt.partial-{pid}"]
+    assert os.listdir(tmp_path) == [f"agent_60.pt.partial-{os.getpid()}"]
