@@ -4,7 +4,7 @@ A process can die at any instant (SIGKILL, power loss, a full disk). A checkpoin
 half-written where the previous good one was. The helpers here make every write atomic and every read verified:
 
 * :func:`atomic_write` writes a file under a temporary name in the same directory (``<name>.partial-<pid>``),
-  flushes and ``fsync``\\ s it, renames it over the final name (``os.replace`` is atomic on POSIX) and ``fsync``\\ s
+  flushes it to disk (``os.fsync``), renames it over the final name (``os.replace`` is atomic on POSIX) and flushes
   the directory, so the final name holds either the old complete file or the new complete one, never a mix.
 * :func:`seal_zip` / :func:`verify_zip` protect zip-based files (what ``torch.save`` writes): the seal is one more
   record in the archive holding the SHA-256 of every other record's name and bytes. The file stays a plain torch
