@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, noises, tracking
+from ddpgx import checkpoints, core, noises, skrl_checkpoint, tracking
 from ddpgx.core import networks, replay, sharding, spaces
 from ddpgx import models as models_lib
 from ddpgx.core import noise as noise_lib
@@ -497,14 +497,20 @@ class DDPG:
 
     def write_checkpoint(self, *, timestep: int | None, timesteps: int) -> None:
         """Writes ``agent_<timestep>`` (and ``best_agent`` when a better mean total reward has been seen) under
-        ``<experiment_dir>/checkpoints``; with ``store_separately`` one checkpoint per module."""
+        ``<experiment_dir>/checkpoints``; with ``store_separately`` one checkpoint per module. Then applies retention
+        (``cfg.experiment.checkpoint_keep`` newest checkpoints kept, the replay buffer only in the newest with
+        ``checkpoint_memory="newest"``: :func:`ddpgx.checkpoints.retain`)."""
         tag = str(timestep) if timestep is not None else f"{np.datetime64('now')}".replace(":", "-")
         directory = os.path.join(self.experiment_dir, "checkpoints")
-        self._save_items(directory, tag, self._checkpoint_items(self.checkpoint_include_memory), timestep)
+        experiment = self.cfg.experiment
+        include_memory = self.checkpoint_include_memory and experiment.checkpoint_memory != "none"
+        self._save_items(directory, tag, self._checkpoint_items(include_memory), timestep)
         best = self.checkpoint_best
         if best["items"] is not None and not best["saved"]:
             self._save_items(directory, "best", best["items"], best["timestep"])
             best["saved"] = True
+        if not experiment.store_separately:
+            checkpoints.retain(directory, experiment.checkpoint_keep, experiment.checkpoint_memory)
 
     def save(self, path: str, *, include_memory: bool = True) -> None:
         """Saves everything needed to resume (networks, targets, optimizers, scaler statistics, noise state, RNG,
@@ -513,8 +519,18 @@ class DDPG:
 
     def load(self, path: str) -> None:
         """Restores what :meth:`save` (or a checkpoint) wrote; the replay buffer too when it was saved and this
-        agent has a memory. Raises ``ValueError`` if the checkpoint does not match this agent."""
+        agent has a memory. A file (rather than a checkpoint directory) is read as a skrl JAX agent checkpoint
+        (``agent_<timestep>.pickle``): models, optimizer states and preprocessor statistics
+        (:mod:`ddpgx.skrl_checkpoint`; the pickle is read as data only).
+
+        Raises:
+          ValueError: if the checkpoint is incomplete, damaged, does not match this agent, or (skrl's) holds
+            anything but data.
+        """
         self._flush()
+        if os.path.isfile(path):
+            self._load_skrl(path)
+            return
         target = self._checkpoint_items(include_memory=self.memory is not None)
         saved = set(checkpoints.metadata(path).get("items", ()))
         target = {name: item for name, item in target.items() if name in saved or name == "train_state"}
@@ -539,6 +555,12 @@ class DDPG:
         """Marks every environment as starting a new episode (the trainer calls it when it resets the environments
         at the start of ``train()``/``eval()``): the Ornstein-Uhlenbeck state is zeroed at the next exploring act."""
         self._episode_starts = np.ones_like(self._episode_starts, bool)
+
+    def _load_skrl(self, path: str) -> None:
+        """Loads a skrl JAX agent checkpoint file (see :meth:`load`)."""
+        modules = skrl_checkpoint.read(path)
+        with jax.default_device(self.device):
+            self.train_state = self._place(skrl_checkpoint.restore(self.train_state, modules, path))
         self._prefetch = None
 
     def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:

@@ -32,6 +32,11 @@ class ExperimentCfg:
       write_interval: timesteps between TensorBoard writes; ``"auto"`` is ``timesteps / 100``; ``<= 0`` disables.
       checkpoint_interval: timesteps between checkpoints; ``"auto"`` is ``timesteps / 10``; ``<= 0`` disables.
       store_separately: write each module (policy, critic, optimizers, ...) as its own checkpoint item directory.
+      checkpoint_keep: ddpgx addition: how many ``agent_<timestep>`` checkpoints to keep, the newest ones (older ones
+        are deleted after each new checkpoint; ``best_agent`` is always kept); ``<= 0`` keeps all (skrl's behaviour).
+        Retention applies to whole-agent checkpoints: with ``store_separately`` every file is kept, as in skrl.
+      checkpoint_memory: ddpgx addition: which checkpoints hold the replay buffer (needed for an exact resume):
+        ``"newest"`` (it is removed from the previous one once a new checkpoint is written), ``"all"`` or ``"none"``.
       wandb: also log to Weights & Biases (needs the ``wandb`` package).
       wandb_kwargs: keyword arguments of ``wandb.init``.
     """
@@ -41,6 +46,8 @@ class ExperimentCfg:
     write_interval: int | Literal["auto"] = "auto"
     checkpoint_interval: int | Literal["auto"] = "auto"
     store_separately: bool = False
+    checkpoint_keep: int = 3
+    checkpoint_memory: Literal["newest", "all", "none"] = "newest"
     wandb: bool = False
     wandb_kwargs: dict = dataclasses.field(default_factory=dict)
 
@@ -52,6 +59,12 @@ class ExperimentCfg:
             value = getattr(self, name)
             if value != "auto" and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
                 raise ValueError(f"experiment.{name}={value!r} is invalid: expected an integer or 'auto'")
+        if isinstance(self.checkpoint_keep, bool) or not isinstance(self.checkpoint_keep, numbers.Integral):
+            raise ValueError(f"experiment.checkpoint_keep={self.checkpoint_keep!r} is invalid: expected an integer "
+                             "(<= 0 keeps every checkpoint)")
+        if self.checkpoint_memory not in ("newest", "all", "none"):
+            raise ValueError(f"experiment.checkpoint_memory={self.checkpoint_memory!r} is invalid: expected 'newest', "
+                             "'all' or 'none'")
         for name in ("store_separately", "wandb"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"experiment.{name}={getattr(self, name)!r} is invalid: expected True or False")

@@ -33,7 +33,7 @@ from ddpgx.ddpg_cfg import DDPG_CFG as _SharedCFG
 from ddpgx.ddpg_cfg import ExperimentCfg, experiment_dir, make_cfg, pair, resolve_interval
 from ddpgx.envs import true_next_observations
 from ddpgx_torch.core import config as config_lib
-from ddpgx_torch import core, preprocessors
+from ddpgx_torch import checkpoints, core, preprocessors
 from ddpgx_torch.core import distributed, noise, replay, scaler
 from ddpgx_torch.memories import RandomMemory
 from ddpgx_torch import settings
@@ -417,9 +417,10 @@ class DDPG:
         return modules
 
     def save(self, path: str, include_memory: bool = True) -> None:
-        """Writes the agent's state to ``path`` (``torch.save``): :meth:`load` resumes from it exactly; without
-        ``include_memory`` the replay memory's contents are left out (as in skrl's checkpoints)."""
-        torch.save(self._checkpoint(include_memory), path)
+        """Writes the agent's state to ``path`` (a ``torch.save`` file, written atomically and sealed with its
+        SHA-256: :mod:`ddpgx_torch.checkpoints`): :meth:`load` resumes from it exactly; without ``include_memory``
+        the replay memory's contents are left out (as in skrl's checkpoints)."""
+        checkpoints.save(self._checkpoint(include_memory), path)
 
     def _load_memory(self, saved: dict[str, Any], path: str) -> None:
         """Refills the memory from a checkpoint's ``"memory"``, after checking that it fits."""
@@ -440,11 +441,14 @@ class DDPG:
         statistics, scheduler and scaler states, step, generator and, where saved, the replay memory's contents), or
         a skrl checkpoint's models.
 
+        The file is read as data only (``torch.load(weights_only=True)``, after checking its seal or CRC-32s).
+
         Raises:
-          ValueError: if ``path`` does not hold a checkpoint dict, or holds a memory of another size than this
-            agent's (nothing is loaded then).
+          ValueError: if ``path`` is truncated or altered, holds anything but tensors and plain containers (a pickle
+            that would run code is refused before it runs), does not hold a checkpoint dict, or holds a memory of
+            another size than this agent's (nothing is loaded then).
         """
-        modules = torch.load(path, map_location=self.device, weights_only=False)
+        modules = checkpoints.load(path, map_location=self.device)
         if not isinstance(modules, dict):
             raise ValueError(f"{path!r} does not hold an agent checkpoint (a dict of modules)")
         if "memory" in modules:  # checked first: a mismatch leaves the agent as it was
@@ -478,24 +482,28 @@ class DDPG:
 
     def write_checkpoint(self, *, timestep: int | None, timesteps: int) -> None:
         """``<experiment_dir>/checkpoints/agent_<timestep>.pt`` and, when the best mean return improved,
-        ``best_agent.pt`` (or one file per module with ``store_separately``)."""
+        ``best_agent.pt`` (or one file per module with ``store_separately``); each written atomically and sealed
+        (:func:`ddpgx_torch.checkpoints.save`), so a kill at any moment leaves the previous files intact. Then
+        applies retention (``cfg.experiment.checkpoint_keep`` and ``checkpoint_memory``, as in ``ddpgx.DDPG``)."""
         tag = str(timestep if timestep is not None else datetime.datetime.now().strftime("%y-%m-%d_%H-%M-%S-%f"))
         folder = os.path.join(self.experiment_dir, "checkpoints")
         os.makedirs(folder, exist_ok=True)
-        modules = self._checkpoint()
+        modules = self._checkpoint(include_memory=self.cfg.experiment.checkpoint_memory != "none")
         if self.cfg.experiment.store_separately:
             for name, module in modules.items():
-                torch.save(module, os.path.join(folder, f"{name}_{tag}.pt"))
+                checkpoints.save(module, os.path.join(folder, f"{name}_{tag}.pt"))
         else:
-            torch.save(modules, os.path.join(folder, f"agent_{tag}.pt"))
+            checkpoints.save(modules, os.path.join(folder, f"agent_{tag}.pt"))
         best = self.checkpoint_best_modules
         if best["modules"] and not best["saved"]:
             if self.cfg.experiment.store_separately:
                 for name, module in best["modules"].items():
-                    torch.save(module, os.path.join(folder, f"best_{name}.pt"))
+                    checkpoints.save(module, os.path.join(folder, f"best_{name}.pt"))
             else:
-                torch.save(best["modules"], os.path.join(folder, "best_agent.pt"))
+                checkpoints.save(best["modules"], os.path.join(folder, "best_agent.pt"))
             best["saved"] = True
+        if not self.cfg.experiment.store_separately:
+            checkpoints.retain(folder, self.cfg.experiment.checkpoint_keep, self.cfg.experiment.checkpoint_memory)
 
 
 #: skrl's documented name for the recurrent variant: the same class (the recurrent core turns on from the policy's

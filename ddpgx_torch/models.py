@@ -23,9 +23,9 @@ from typing import Any
 import gymnasium
 import torch
 
+from ddpgx_torch import checkpoints, settings
 from ddpgx_torch.core import distributed
 from ddpgx_torch.core.networks import DeterministicPolicy, QFunction, _Recurrent
-from ddpgx_torch import settings
 
 
 def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
@@ -146,10 +146,18 @@ class Model(torch.nn.Module):
         self.train(enabled)
 
     def save(self, path: str, *, state_dict: dict[str, Any] | None = None) -> None:
-        torch.save(self.state_dict() if state_dict is None else state_dict, path)
+        """Writes the parameters (or ``state_dict``) to ``path`` with ``torch.save``, atomically and sealed with a
+        SHA-256 (:func:`ddpgx_torch.checkpoints.save`)."""
+        checkpoints.save(self.state_dict() if state_dict is None else state_dict, path)
 
     def load(self, path: str) -> None:
-        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=False))
+        """Loads parameters saved by :meth:`save` (or any torch state-dict file), as data only.
+
+        Raises:
+          ValueError: naming ``path``, if it is truncated, altered, or holds anything but tensors and plain
+            containers (a pickle that would run code is refused before it runs).
+        """
+        self.load_state_dict(checkpoints.load(path, map_location=self.device))
         self.eval()
 
     def freeze_parameters(self, freeze: bool = True) -> None:

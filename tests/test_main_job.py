@@ -66,7 +66,8 @@ def test_main_job_trains_resumes_and_evaluates(tmp_path, capsys):
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "evaluation return over 2 episodes" in out and str(run) in out
-    expected = {f"agent_{t}" for t in range(40, 401, 40)} | {"best_agent"}  # "auto": every timesteps / 10
+    # "auto": every timesteps / 10; retention keeps the newest 3 (only the newest with the replay buffer) and the best
+    expected = {f"agent_{t}" for t in range(320, 401, 40)} | {"best_agent"}
     assert set(os.listdir(run / "checkpoints")) == expected
     summary = json.loads((run / "summary.json").read_text())
     assert len(summary["episode_returns"]) == 2 and len(summary["eval_returns"]) == 2
