@@ -275,7 +275,24 @@ def init(
         _set_training(ts, False)
         extras = {"rnn": ts.rnn_states} if rnn else {}
         actions, _ = _policy_actions(spec, policy, obs, states, extras, "policy")
-        _critic_values(spec, critic, obs, states, actions, extras, "critic")
+        if rnn is None:
+            _critic_values(spec, critic, obs, states, actions, extras, "critic")
+        else:
+            # A recurrent critic is only called on training sequences (skrl's models reshape every input to
+            # [-1, sequence_length, ...]), so it is checked on one sequence of zeros in training mode, the way
+            # _gradient_step calls it.
+            length = rnn.sequence_length
+            seq_obs = torch.zeros((length, obs_layout.size), device=device)
+            seq_states = None if state_layout is None else torch.zeros((length, state_layout.size), device=device)
+            flags = torch.zeros((length, 1), dtype=torch.bool, device=device)
+            seq_extras = {"rnn": [torch.zeros((s[0], length, s[2]), device=device) for s in rnn.sizes],
+                          "terminated": flags, "truncated": flags}
+            seq_actions = torch.zeros((length, act_layout.size), device=device)
+            _set_training(ts, True)
+            try:
+                _critic_values(spec, critic, seq_obs, seq_states, seq_actions, seq_extras, "critic")
+            finally:
+                _set_training(ts, False)
     return ts
 
 

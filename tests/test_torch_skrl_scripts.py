@@ -134,13 +134,14 @@ class RecurrentActor(DeterministicMixin, Model):
         return {"rnn": {"sequence_length": self.sequence_length, "sizes": [size, size] if self.cell == "lstm"
                         else [size]}}
 
-    def run_rnn(self, inputs, role, sequence_index):
+    def run_rnn(self, inputs, role, sequence_index, sequences_only=False):
         """skrl's example body: the stored hidden state of each sequence's first (targets: second) step, a reset
-        in the middle of a sequence where an episode terminated."""
+        in the middle of a sequence where an episode terminated. With ``sequences_only`` (skrl's critics) the input
+        is always reshaped into sequences, whatever the training mode."""
         observations = inputs["observations"]
         terminated = inputs.get("terminated", None)
         states = list(inputs["rnn"])
-        if self.training:
+        if self.training or sequences_only:
             rnn_input = observations.view(-1, self.sequence_length, observations.shape[-1])  # (N, L, Hin)
             states = [s.view(self.num_layers, -1, self.sequence_length, s.shape[-1])[:, :, sequence_index, :]
                       .contiguous() for s in states]
@@ -152,8 +153,7 @@ class RecurrentActor(DeterministicMixin, Model):
                 for i in range(len(indexes) - 1):
                     i0, i1 = indexes[i], indexes[i + 1]
                     output, states = self._step(rnn_input[:, i0:i1, :], states)
-                    states = [s.clone() for s in states]
-                    for s in states:
+                    for s in states:  # in place on the RNN's output, as skrl's examples do
                         s[:, terminated[:, i1 - 1], :] = 0
                     outputs.append(output)
                 rnn_output = torch.cat(outputs, dim=1)
@@ -184,8 +184,8 @@ class RecurrentCritic(RecurrentActor):
         self.linear_layer_1 = nn.Linear(self.hidden_size + self.num_actions, 400)
         self.linear_layer_3 = nn.Linear(300, 1)
 
-    def compute(self, inputs, role):  # the critic is only used in training (sequences)
-        rnn_output, outputs = self.run_rnn(inputs, role, 1 if role == "target_critic" else 0)
+    def compute(self, inputs, role):  # the critic is only used in training: always sequences, as in skrl
+        rnn_output, outputs = self.run_rnn(inputs, role, 1 if role == "target_critic" else 0, sequences_only=True)
         x = F.relu(self.linear_layer_1(torch.cat([rnn_output, inputs["taken_actions"]], dim=1)))
         x = F.relu(self.linear_layer_2(x))
         return self.linear_layer_3(x), outputs
@@ -193,7 +193,7 @@ class RecurrentCritic(RecurrentActor):
 
 class NoVelocityWrapper(gymnasium.ObservationWrapper):
     def observation(self, observation):
-        return (observation * np.array([1, 1, 0])).astype(np.float32)  # x, y, (masked) angular velocity
+        return observation * np.array([1, 1, 0])  # x, y, (masked) angular velocity (float64, as in skrl)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
