@@ -512,18 +512,25 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
                     optimizer: torch.optim.Optimizer, metrics: dict, name: str, guard: bool,
                     pullback: Any = None) -> bool:
     """Gradients of ``loss`` for ``params`` only, all-reduce, clipping on unscaled gradients, and the optimizer
-    step through the scaler. With ``guard`` a non-finite loss skips the step; returns whether it was taken.
-    ``pullback()``, where given, returns the gradients instead of autograd (see :func:`_explicit_gradients`).
+    step through the scaler. With ``guard`` a step whose loss or gradients are not finite is skipped; returns whether
+    it was taken. ``pullback()``, where given, returns the gradients instead of autograd (see
+    :func:`_explicit_gradients`).
 
     ``torch.autograd.grad`` with ``inputs=params`` computes only what those gradients need, and nothing
-    accumulates into ``.grad``, so there is nothing to zero. Under ``torch.distributed`` the decision must be the
-    same on every rank (a rank that skipped the all-reduce would leave the others waiting in it forever), so each
-    rank's loss travels in the gradients' all-reduce and the step is skipped everywhere when any rank's loss is
-    non-finite (their mean is then non-finite too).
+    accumulates into ``.grad``, so there is nothing to zero.
+
+    The guard checks what would be written, not only the loss: a finite loss can have an infinite or NaN gradient
+    (``sqrt`` at 0, an overflow in the backward pass), and Adam would write it into every later step's parameters.
+    It reads ``loss + sum_i ||g_i||_2`` on the host (one sync per step; a gradient whose norm overflows float32 is
+    treated as non-finite too), and the norms are reused for clipping. With fp16 mixed precision the gradient scaler
+    already skips steps with non-finite gradients (and lowers its scale), so only the loss is checked there. Under
+    ``torch.distributed`` the decision must be the same on every rank (a rank that skipped the all-reduce would leave
+    the others waiting in it forever), so each rank's loss travels in the gradients' all-reduce and the check reads
+    the averaged loss and gradients, which are the same on every rank (a non-finite value anywhere makes the mean
+    non-finite).
     """
     spec, config = ts.spec, ts.spec.config
-    if guard and spec.world_size == 1 and not math.isfinite(loss.item()):  # one host sync per check
-        return False
+    scaled = ts.grad_scaler.is_enabled()
     if pullback is not None:
         all_grads = pullback()
     elif all(p.requires_grad for p in params):
@@ -538,10 +545,17 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
     all_grads = [g if g is None or g.stride() == p.stride() else torch.empty_like(p).copy_(g)
                  for p, g in zip(params, all_grads, strict=True)]
     grads = [g for g in all_grads if g is not None]
+    checked_loss = loss.detach().float().reshape(1)
     if spec.world_size > 1:
-        mean_loss = loss.detach().float().reshape(1)
-        distributed.all_reduce_mean([*grads, mean_loss])
-        if guard and not bool(torch.isfinite(mean_loss)):
+        distributed.all_reduce_mean([*grads, checked_loss])
+    norms = None  # the gradients' 2-norms, where the guard computed them (unscaled gradients only)
+    if guard:
+        if scaled or not grads:
+            finite = math.isfinite(checked_loss.item())
+        else:
+            norms = torch._foreach_norm(grads)
+            finite = math.isfinite((checked_loss + torch.stack(norms).sum()).item())
+        if not finite:
             return False
     for p, g in zip(params, all_grads, strict=True):
         p.grad = g
@@ -549,10 +563,10 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
         ts.grad_scaler.unscale_(optimizer)
         # optax.clip_by_global_norm's formula: g * min(1, clip / ||g||) (torch's clip_grad_norm_ adds 1e-6 to the
         # norm; this keeps the two backends equal).
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        norm = torch.linalg.vector_norm(torch.stack(norms if norms is not None else torch._foreach_norm(grads)))
         torch._foreach_mul_(grads, torch.clamp(config.grad_norm_clip / norm, max=1.0))
         metrics[f"{name}_grad_norm"] = norm.detach()
-    if ts.grad_scaler.is_enabled() or not _fused_adam_step(ts, optimizer, params, grads):
+    if scaled or not _fused_adam_step(ts, optimizer, params, grads):
         ts.grad_scaler.step(optimizer)
     return True
 
@@ -669,8 +683,9 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     metrics: dict[str, torch.Tensor] = {}
     explicit = _explicit_gradients(ts, obs_tm1)
     critic_in_tm1 = obs_tm1 if states_tm1 is None else states_tm1
-    # 2. Critic step. With skip_nonfinite_updates a NaN or infinite loss never reaches the parameters (as ddpgx):
-    # the step is dropped and the scaler statistics restored. This reads the loss on the host (one sync per step).
+    # 2. Critic step. With skip_nonfinite_updates a NaN or infinite loss or gradient never reaches the parameters
+    # (as ddpgx): the step is dropped and the scaler statistics restored. This reads the loss and the gradients'
+    # norms on the host (one sync per step).
     guard = config.skip_nonfinite_updates
     critic_pullback = None
     if explicit:
@@ -701,8 +716,8 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
             with _frozen(_params(ts, "critic")):
                 q_policy = _critic_values(spec, ts.critic, obs_tm1, states_tm1, actions, extras, "critic")
     policy_loss, _ = losses.policy_loss(q_policy)
-    # Departure from ddpgx, which drops the whole step: a non-finite policy loss after a finite critic step (only
-    # reachable through overflow) drops the policy step and the Polyak update, but the critic's step stays.
+    # Departure from ddpgx, which drops the whole step: a non-finite policy loss or gradient after a finite critic
+    # step drops the policy step and the Polyak update, but the critic's step stays.
     ok = critic_ok and _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics,
                                        "policy", guard, policy_pullback)
     if critic_ok and ts.grad_scaler.is_enabled():
@@ -743,8 +758,20 @@ def _run_steps(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str,
     steps = ts.spec.config.gradient_steps
     if steps == 1:
         return ts, _gradient_step(ts, Transition(*(_index(x, 0) for x in batch)))
-    all_metrics = [_gradient_step(ts, Transition(*(_index(x, i) for x in batch))) for i in range(steps)]
-    return ts, {name: torch.stack([m[name] for m in all_metrics]).mean() for name in all_metrics[0]}
+    return ts, _reduce_steps([_gradient_step(ts, Transition(*(_index(x, i) for x in batch))) for i in range(steps)])
+
+
+def _reduce_steps(all_metrics: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One metrics dict for several gradient steps: ``*_min`` keys by their minimum, ``*_max`` keys by their maximum
+    (skrl's and :mod:`ddpgx.tracking`'s rule for ``(min)``/``(max)`` tags), the others by their mean."""
+    if len(all_metrics) == 1:
+        return all_metrics[0]
+    reduced = {}
+    for name in all_metrics[0]:
+        values = torch.stack([m[name] for m in all_metrics])
+        reduced[name] = values.min() if name.endswith("_min") else values.max() if name.endswith("_max") else (
+            values.mean())
+    return reduced
 
 
 def _index(x: Any, i: int) -> Any:
@@ -770,7 +797,8 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
       ``target_mean/min/max``, ``policy_learning_rate``, ``critic_learning_rate``, and with
       ``grad_norm_clip > 0`` ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping), and with
       ``skip_nonfinite_updates`` (the default) ``skipped_updates``, the fraction of gradient steps dropped for a NaN
-      or infinite loss; averaged over the gradient steps.
+      or infinite loss or gradient; ``q_min``/``target_min`` are the minimum and ``q_max``/``target_max`` the
+      maximum over the gradient steps, the other metrics the mean.
     """
     return _run_steps(train_state, _prepare_batch(train_state.spec, batch))
 
@@ -794,6 +822,4 @@ def update_from_replay(
         batch = batch._replace(rewards=batch.rewards.reshape(lead).float(),
                                terminated=batch.terminated.reshape(lead).float(), truncated=truncated)
         metrics_list.append(_gradient_step(train_state, batch))
-    if len(metrics_list) == 1:
-        return train_state, metrics_list[0]
-    return train_state, {k: torch.stack([m[k] for m in metrics_list]).mean() for k in metrics_list[0]}
+    return train_state, _reduce_steps(metrics_list)
