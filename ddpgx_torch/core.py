@@ -40,16 +40,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import gymnasium
 import torch
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
-from ddpgx_torch import distributed, linear, losses, networks, scaler, spaces
+from ddpgx_torch import distributed, linear, losses, networks, scaler, spaces, traced
 from ddpgx_torch import noise as noise_lib
 from ddpgx_torch import replay as replay_lib
 from ddpgx_torch.config import DDPGConfig
@@ -385,8 +386,12 @@ def act(
     with torch.no_grad():
         _set_training(train_state, False)
         obs = _standardize(config, train_state.observation_stats, obs, config.observation_preprocessor)
-        with spec.autocast():
-            actions, outputs = _policy_actions(spec, train_state.policy, obs, state_in, extras, "policy")
+        plans = _forward_plans(train_state, ("policy",), obs)
+        if plans is not None:  # a user's MLP, recognised: the fused kernels, no module calls
+            actions, outputs = plans[0].forward(obs), {}
+        else:
+            with spec.autocast():
+                actions, outputs = _policy_actions(spec, train_state.policy, obs, state_in, extras, "policy")
         actions = actions.float()
         if spec.rnn:
             train_state.rnn_states = [s.detach() for s in outputs.get("rnn", extras["rnn"])]
@@ -612,31 +617,100 @@ EXPLICIT_GRADIENTS = True
 
 
 def _explicit_gradients(ts: TrainState, obs: torch.Tensor) -> bool:
-    """Whether this gradient step takes the built-in networks' own pullbacks (``value_and_pullback`` of
-    :mod:`ddpgx_torch.networks`) instead of autograd.
+    """Whether this gradient step pulls gradients back without autograd (see :func:`_gradient_functions`, whose
+    result it leaves in ``ts.param_cache["gradient_functions"]`` for the step to use)."""
+    functions = ts.param_cache["gradient_functions"] = _gradient_functions(ts, obs)
+    return functions is not None
+
+
+def _gradient_functions(ts: TrainState, obs: torch.Tensor) -> Optional[tuple[Any, Any]]:
+    """``(policy_vp, critic_vp)`` where this gradient step takes explicit pullbacks instead of autograd, else None:
+    ``policy_vp(obs) -> (actions, pullback(d_actions) -> parameter gradients)`` and ``critic_vp(inputs, actions,
+    wrt_params=, wrt_actions=) -> (q, pullback(dq) -> (parameter gradients, action gradient))``.
 
     They run the very products and elementwise operations of autograd's backward, so the numbers are the same
     (tested), without what autograd costs around them at DDPG's sizes: the engine, one graph node per operation,
     the module calls, and freezing the critic for the policy step. On the development machine that is about a
-    fifth of a batch-64 update. It applies to the exact built-in classes (a subclass may have its own forward) in
-    float32 on the CPU or CUDA without autocast, every parameter trainable and no module hooks anywhere in the
-    networks; anything else goes through autograd. (On CUDA the products are cuBLAS calls in another arrangement
+    fifth of a batch-64 update. Two kinds of networks qualify:
+
+    * the exact built-in classes (:mod:`ddpgx_torch.networks`; a subclass may have its own forward), with their own
+      ``value_and_pullback``;
+    * a user's model (skrl-style or a plain module) that :func:`ddpgx_torch.traced.plan` recognises as a ReLU MLP of
+      ``nn.Linear`` layers with a ``tanh``/scale head, such as skrl's example models: traced once per role and
+      training mode (cached on the train state), then run with the same fused kernels on its own parameters. Only
+      without a state space and without a recurrent core (the critic then reads the observations and actions).
+
+    Both need float32 on the CPU or CUDA without autocast, every parameter trainable and no module hooks anywhere in
+    the networks; anything else goes through autograd. (On CUDA the products are cuBLAS calls in another arrangement
     than autograd's, so equal to float32 rounding rather than bit for bit; benchmarks/gpu_check.py compares.)
     """
     spec = ts.spec
-    if not (EXPLICIT_GRADIENTS and spec.model_api == "module" and spec.autocast_dtype is None
+    if not (EXPLICIT_GRADIENTS and spec.autocast_dtype is None and spec.rnn is None
             and spec.device.type in ("cpu", "cuda") and obs.dtype is torch.float32
-            and type(ts.policy) is networks.DeterministicPolicy and type(ts.critic) is networks.QFunction
             and not torch.is_autocast_enabled(spec.device.type)):
-        return False
+        return None
+    builtin = (spec.model_api == "module" and type(ts.policy) is networks.DeterministicPolicy
+               and type(ts.critic) is networks.QFunction)
+    if not builtin and spec.state is not None:
+        return None
     for role in ("policy", "critic"):
         if not all(p.requires_grad for p in _params(ts, role)):
-            return False
-        modules = list(getattr(ts, role).modules())
-        if linear.fused_params(obs, [m for m in modules if isinstance(m, nn.Linear)]) is None or linear.has_hooks(
-                modules):
-            return False
-    return True
+            return None
+        modules = _modules(ts, role)
+        if linear.has_hooks(modules):
+            return None
+        if builtin:
+            if linear.fused_params(obs, [m for m in modules if isinstance(m, nn.Linear)]) is None:
+                return None
+        else:
+            found = _plan(ts, role)
+            if found is None or not found.applies(obs):
+                return None
+    if builtin:
+        return ts.policy.value_and_pullback, ts.critic.value_and_pullback
+    return (functools.partial(traced.policy_value_and_pullback, _plan(ts, "policy")),
+            functools.partial(traced.critic_value_and_pullback, _plan(ts, "critic")))
+
+
+def _forward_plans(ts: TrainState, roles: tuple[str, ...], obs: torch.Tensor) -> Optional[list[traced.MLPPlan]]:
+    """The traced plans of the users' models in ``roles`` where every one of them runs its forward on the fused
+    kernels (the conditions of :func:`_gradient_functions`, less trainability), else None. The built-in networks
+    are not planned: their forward is already the fused MLP."""
+    spec = ts.spec
+    if not (EXPLICIT_GRADIENTS and spec.autocast_dtype is None and spec.rnn is None and spec.state is None
+            and obs.dtype is torch.float32 and spec.device.type in ("cpu", "cuda")
+            and not torch.is_autocast_enabled(spec.device.type)):
+        return None
+    plans = []
+    for role in roles:
+        if type(getattr(ts, role)) in (networks.DeterministicPolicy, networks.QFunction):
+            return None
+        found = _plan(ts, role)
+        if found is None or not found.applies(obs) or linear.has_hooks(_modules(ts, role)):
+            return None
+        plans.append(found)
+    return plans
+
+
+def _modules(ts: TrainState, role: str) -> list[nn.Module]:
+    """``list(module.modules())`` of the module in field ``role``, cached on the train state."""
+    module = getattr(ts, role)
+    cached = ts.param_cache.get(("modules", role))
+    if cached is None or cached[0] is not module:
+        cached = ts.param_cache[("modules", role)] = (module, list(module.modules()))
+    return cached[1]
+
+
+def _plan(ts: TrainState, role: str) -> Optional[traced.MLPPlan]:
+    """The traced MLP plan of a user's model in ``role`` (``"policy"``, ``"critic"``, ``"target_policy"`` or
+    ``"target_critic"``) in its current training mode, or None; traced once per module, role and mode."""
+    module = getattr(ts, role)
+    key = ("plan", role, module.training)
+    cached = ts.param_cache.get(key)
+    if cached is None or cached[0] is not module:
+        found = traced.plan(module, role, critic=role.endswith("critic"), skrl_api=ts.spec.model_api == "skrl")
+        cached = ts.param_cache[key] = (module, found)
+    return cached[1]
 
 
 def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]:
@@ -674,22 +748,29 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
             states_t = _standardize(config, ts.state_stats, batch.next_states, config.state_preprocessor)
 
         # 1. Target from the target networks.
-        with spec.autocast():
-            a_t, _ = _policy_actions(spec, ts.target_policy, obs_t, states_t, extras, "target_policy")
-            q_t = _critic_values(spec, ts.target_critic, obs_t, states_t, a_t, extras, "target_critic")
+        plans = _forward_plans(ts, ("target_policy", "target_critic"), obs_t)
+        if plans is not None:  # a user's MLPs, recognised: the fused kernels, no module calls
+            a_t = plans[0].forward(obs_t)
+            q_t = traced.critic_forward(plans[1], obs_t, a_t)
+        else:
+            with spec.autocast():
+                a_t, _ = _policy_actions(spec, ts.target_policy, obs_t, states_t, extras, "target_policy")
+                q_t = _critic_values(spec, ts.target_critic, obs_t, states_t, a_t, extras, "target_critic")
         discount_t = hp.discount_factor * (1.0 - batch.terminated)
         target = losses.td_target(batch.rewards, discount_t, q_t)
 
     metrics: dict[str, torch.Tensor] = {}
-    explicit = _explicit_gradients(ts, obs_tm1)
+    explicit = ts.param_cache["gradient_functions"] if _explicit_gradients(ts, obs_tm1) else None
+    if explicit is not None:
+        policy_vp, critic_vp = explicit
     critic_in_tm1 = obs_tm1 if states_tm1 is None else states_tm1
     # 2. Critic step. With skip_nonfinite_updates a NaN or infinite loss or gradient never reaches the parameters
     # (as ddpgx): the step is dropped and the scaler statistics restored. This reads the loss and the gradients'
     # norms on the host (one sync per step).
     guard = config.skip_nonfinite_updates
     critic_pullback = None
-    if explicit:
-        q, pull = ts.critic.value_and_pullback(critic_in_tm1, batch.actions)
+    if explicit is not None:
+        q, pull = critic_vp(critic_in_tm1, batch.actions)
         critic_pullback = lambda: pull(losses.critic_loss_grad(q, target))[0]  # noqa: E731
     else:
         with spec.autocast():
@@ -705,10 +786,9 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     # while the graph is built: torch's own kernels would skip their gradients anyway (they are not asked for), but
     # custom autograd functions such as ddpgx_torch.linear's cannot tell.
     policy_pullback = None
-    if explicit:
-        actions, pull_policy = ts.policy.value_and_pullback(obs_tm1)
-        q_policy, pull_critic = ts.critic.value_and_pullback(critic_in_tm1, actions, wrt_params=False,
-                                                             wrt_actions=True)
+    if explicit is not None:
+        actions, pull_policy = policy_vp(obs_tm1)
+        q_policy, pull_critic = critic_vp(critic_in_tm1, actions, wrt_params=False, wrt_actions=True)
         policy_pullback = lambda: pull_policy(pull_critic(losses.policy_loss_grad(q_policy))[1])  # noqa: E731
     else:
         with spec.autocast():
