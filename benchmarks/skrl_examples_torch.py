@@ -19,6 +19,11 @@ Run from the repository root::
 
     python benchmarks/skrl_examples_torch.py                       # 3 seeds, skrl-torch and ddpgx_torch
     python benchmarks/skrl_examples_torch.py --seeds 0 --timesteps 2000 --builtin
+    python benchmarks/skrl_examples_torch.py --parallel --torch-threads 1   # a loaded, shared machine
+
+Each run reports its wall time and its CPU time (``time.process_time``, all threads of the process). On an idle
+machine compare wall times of sequential runs; on a machine shared with other work, wall times measure the other
+work, so ``--parallel --torch-threads 1`` runs everything at once under the same load and the CPU times compare.
 """
 
 from __future__ import annotations
@@ -146,33 +151,41 @@ def run(library: str, seed: int, timesteps: int, episodes: int, builtin: bool = 
                  state_space=env.state_space, action_space=env.action_space, device=device)
     trainer = SequentialTrainer(cfg={"timesteps": timesteps, "headless": True, "disable_progressbar": True,
                                      "close_environment_at_exit": False}, env=env, agents=[agent])
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
 
-    def act(obs):
+    def act(obs):  # the deterministic policy (skrl's agent.act would add its exploration noise)
         with torch.no_grad():
+            if library == "ddpgx_torch":
+                agent.enable_training_mode(False)  # (no noise outside training mode)
+                return agent.act(obs, None, timestep=0, timesteps=1)[0].cpu().numpy()
             agent.policy.eval()
             return agent.policy.act({"observations": torch.as_tensor(obs, device=device), "states": None},
                                     role="policy")[0].cpu().numpy()
 
     returns = _evaluate(act, episodes)
     return {"library": library + (" (built-in networks)" if builtin else ""), "seed": seed,
-            "train_seconds": seconds, "setup_seconds": start - setup_start, "eval_returns": returns,
+            "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "setup_seconds": start - setup_start,
+            "eval_returns": returns,
             "eval_mean": float(np.mean(returns)), "torch_threads": torch.get_num_threads(),
             "env_steps_per_second": timesteps / seconds}
 
 
-def _child(library: str, seed: int, timesteps: int, episodes: int, builtin: bool, threads: int | None):
+def _start(library: str, seed: int, timesteps: int, episodes: int, builtin: bool, threads: int | None):
     command = [sys.executable, os.path.abspath(__file__), "--one", library, "--seeds", str(seed), "--timesteps",
                str(timesteps), "--eval-episodes", str(episodes)] + (["--builtin"] if builtin else [])
     if threads is not None:
         command += ["--torch-threads", str(threads)]
-    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
-                          check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"{library} seed {seed} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONWARNINGS="ignore"))
+
+
+def _result(process: subprocess.Popen, library: str, seed: int) -> dict[str, Any]:
+    stdout, stderr = process.communicate()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"{library} seed {seed} failed:\n{stdout[-2000:]}\n{stderr[-4000:]}")
     return json.loads(lines[-1])
 
 
@@ -183,6 +196,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--builtin", action="store_true", help="also a ddpgx_torch row with its built-in networks")
     parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads in every run (default: torch's)")
+    parser.add_argument("--parallel", action="store_true", help="start every run at once (a shared, loaded machine: "
+                        "all runs then see the same conditions; compare the CPU-time columns, with --torch-threads 1)")
     parser.add_argument("--one", choices=LIBRARIES, help=argparse.SUPPRESS)  # a child process: one run, JSON out
     args = parser.parse_args()
     if args.one:
@@ -196,28 +211,37 @@ def main() -> None:
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {args.timesteps} timesteps", flush=True)
     results = []
+    runs = []
     for i, seed in enumerate(args.seeds):
-        order = rows[i % len(rows):] + rows[:i % len(rows)]  # rotate to spread drift over the rows
-        for library, builtin in order:
-            load = os.getloadavg()[0]
-            r = _child(library, seed, args.timesteps, args.eval_episodes, builtin, args.torch_threads)
-            r["load_before"] = load
-            results.append(r)
-            print(f"{r['library']:34s} seed {seed}: train {r['train_seconds']:7.1f} s, eval return "
-                  f"{r['eval_mean']:8.1f} (load average before {load:.2f})", flush=True)
+        runs += [(library, builtin, seed) for library, builtin in rows[i % len(rows):] + rows[:i % len(rows)]]
+    started = []
+    for library, builtin, seed in runs:  # in an order that rotates with the seed, to spread drift over the rows
+        load = os.getloadavg()[0]
+        started.append((library, seed, load, _start(library, seed, args.timesteps, args.eval_episodes, builtin,
+                                                     args.torch_threads)))
+        if not args.parallel:
+            started[-1] = started[-1][:3] + (_result(started[-1][3], library, seed),)
+    for library, seed, load, process in started:
+        r = process if isinstance(process, dict) else _result(process, library, seed)
+        r["load_before"] = load
+        results.append(r)
+        print(f"{r['library']:34s} seed {seed}: train {r['train_seconds']:7.1f} s wall, "
+              f"{r['train_cpu_seconds']:7.1f} s CPU, eval return {r['eval_mean']:8.1f} "
+              f"(load average before {load:.2f})", flush=True)
     by = {(r["library"], r["seed"]): r for r in results}
     names = list(dict.fromkeys(r["library"] for r in results))
-    print("\n| library | " + " | ".join(f"seed {s}: train s / eval return" for s in args.seeds) + " | median train s |")
-    print("|---|" + "---|" * (len(args.seeds) + 1))
-    for name in names:
-        cells = " | ".join(f"{by[(name, s)]['train_seconds']:.1f} / {by[(name, s)]['eval_mean']:.1f}"
-                           for s in args.seeds)
-        print(f"| {name} | {cells} | {np.median([by[(name, s)]['train_seconds'] for s in args.seeds]):.1f} |")
-    for name in names[1:]:
-        ratios = [by[("skrl-torch", s)]["train_seconds"] / by[(name, s)]["train_seconds"] for s in args.seeds]
-        worst = min(by[(name, s)]["eval_mean"] for s in args.seeds)
-        print(f"- {name}: {np.median(ratios):.2f}x skrl torch's speed (median of per-seed ratios "
-              f"{', '.join(f'{x:.2f}' for x in ratios)}); worst seed evaluates at {worst:.1f} (bar: >= -200)")
+    for key, label in (("train_seconds", "wall"), ("train_cpu_seconds", "CPU")):
+        print("\n| library | " + " | ".join(f"seed {s}: train s ({label}) / eval return" for s in args.seeds)
+              + f" | median train s ({label}) |")
+        print("|---|" + "---|" * (len(args.seeds) + 1))
+        for name in names:
+            cells = " | ".join(f"{by[(name, s)][key]:.1f} / {by[(name, s)]['eval_mean']:.1f}" for s in args.seeds)
+            print(f"| {name} | {cells} | {np.median([by[(name, s)][key] for s in args.seeds]):.1f} |")
+        for name in names[1:]:
+            ratios = [by[("skrl-torch", s)][key] / by[(name, s)][key] for s in args.seeds]
+            worst = min(by[(name, s)]["eval_mean"] for s in args.seeds)
+            print(f"- {name}: {np.median(ratios):.2f}x skrl torch's speed by {label} time (median of per-seed ratios "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)}); worst seed evaluates at {worst:.1f} (bar: >= -200)")
     worst = min(by[("skrl-torch", s)]["eval_mean"] for s in args.seeds)
     print(f"- skrl-torch: worst seed evaluates at {worst:.1f}")
 
