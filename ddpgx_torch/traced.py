@@ -144,11 +144,19 @@ class _Call(nn.Module):
 def plan(model: nn.Module, role: str, *, critic: bool, skrl_api: bool) -> Optional[MLPPlan]:
     """The :class:`MLPPlan` of ``model`` in ``role`` (``"policy"`` or ``"critic"``), or None where the model is not
     a recognised ReLU MLP (see the module docstring). Tracing runs no computation."""
+    # Tracing runs the model's Python code once with symbolic values: whatever it assigns to its own attributes
+    # (a cached output, say) is put back afterwards, so that no symbolic value stays behind in the model.
+    saved = [(m, dict(m.__dict__)) for m in model.modules()]
     try:
         graph = torch.fx.Tracer().trace(_Call(model, role, critic, skrl_api),
                                         concrete_args=None if critic else {"taken_actions": None})
     except Exception:  # noqa: BLE001 -- any model fx cannot trace symbolically just keeps its own forward
         return None
+    finally:
+        for m, attributes in saved:
+            if m.__dict__ != attributes:
+                m.__dict__.clear()
+                m.__dict__.update(attributes)
     return _match(graph, model, critic)
 
 

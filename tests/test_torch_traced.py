@@ -107,6 +107,22 @@ class BranchingActor(Actor):
         return super().compute({"observations": x}, role)
 
 
+class CachingActor(Actor):
+    """Keeps its last output on itself (as skrl's shared models do): tracing must not leave a symbolic value there."""
+
+    def compute(self, inputs, role):
+        self.last_output = super().compute(inputs, role)[0]
+        return self.last_output, {}
+
+
+def test_tracing_leaves_no_symbolic_value_in_the_model():
+    model = CachingActor(OBS, None, ACT, "cpu")
+    assert traced.plan(model, "policy", critic=False, skrl_api=True) is not None
+    assert not hasattr(model, "last_output")
+    model.act({"observations": torch.zeros(2, 3)}, role="policy")
+    assert isinstance(model.last_output, torch.Tensor)
+
+
 def _models(actor=Actor, critic=Critic):
     return actor(OBS, None, ACT, "cpu"), critic(OBS, None, ACT, "cpu")
 
