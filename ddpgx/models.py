@@ -53,13 +53,53 @@ from ddpgx import settings
 
 __all__ = ["CriticAdapter", "DeterministicMixin", "Model", "PolicyAdapter", "StateDict", "set_seed"]
 
-def set_seed(seed: int = 42) -> int:
-    """Sets the seed that models (``init_state_dict``) and agents use when no key is given (``config.jax.key``,
-    :mod:`ddpgx.settings`); returns it."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r} is invalid: expected an integer >= 0")
-    settings.config.jax.key = int(seed)
-    return int(seed)
+def set_seed(seed: int | None = None, deterministic: bool = False) -> int:
+    """skrl's ``skrl.utils.set_seed``: sets the seed that models (``init_state_dict``) and agents use when no key is
+    given, seeds Python's ``random`` and NumPy's global generator (and torch's, where torch is already imported),
+    sets ``PYTHONHASHSEED`` for child processes, logs ``Seed: <seed>`` on the ``ddpgx`` logger, and returns the seed.
+
+    ``seed=None`` draws one from the operating system's randomness (below 2**31, as skrl). In a multi-process JAX job
+    (``jax.distributed`` initialised) each process adds its index, as skrl adds its rank. ``deterministic=True``
+    asks XLA for deterministic GPU reductions (``--xla_gpu_deterministic_ops``, effective only before JAX's backend
+    starts; JAX on the CPU is deterministic anyway) and torch, where imported, for its deterministic algorithms, and
+    logs a warning, as skrl.
+
+    Raises:
+      ValueError: if ``seed`` is not an integer in ``[0, 2**32)`` (NumPy's legacy seeding range) or None, or
+        ``deterministic`` is not a bool.
+    """
+    import logging
+    import os
+    import random
+    import sys
+
+    if not isinstance(deterministic, bool):
+        raise ValueError(f"deterministic={deterministic!r} is invalid: expected True or False")
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), sys.byteorder) % 2**31
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r} is invalid: expected an integer in [0, 2**32) or None")
+    seed = int(seed)
+    if jax.distributed.is_initialized():  # (asking jax.process_index() otherwise would start the backend)
+        seed += jax.process_index()
+    logger = logging.getLogger("ddpgx")  # the package's logger (shared by name)
+    logger.info(f"Seed: {seed}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+    if deterministic:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if "xla_gpu_deterministic_ops" not in flags:
+            os.environ["XLA_FLAGS"] = (flags + " --xla_gpu_deterministic_ops=true").strip()
+        if torch is not None:
+            torch.use_deterministic_algorithms(True)
+        logger.warning("Deterministic operations are enabled (XLA GPU reductions, torch where imported). This may "
+                       "affect performance")
+    settings.config.jax.key = seed
+    return seed
 
 
 def default_key(salt: int = 0) -> jax.Array:

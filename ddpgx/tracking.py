@@ -206,3 +206,21 @@ def _to_host(values: list) -> list:
 
         values = jax.device_get(values)
     return [float(v.item()) if hasattr(v, "item") else float(v) for v in values]
+
+
+def start_wandb(experiment: Any, experiment_dir: str, agent_cfg: Any, trainer_cfg: Any) -> Any:
+    """``wandb.init`` for an agent whose ``cfg.experiment.wandb`` is set (both backends): ``experiment.wandb_kwargs``,
+    with the run named after the experiment directory and the agent's and trainer's configurations as its config
+    unless given; returns the run (its ``log(values, step=timestep)`` takes what :meth:`Tracker.write` returns).
+
+    Raises:
+      ValueError: if the ``wandb`` package is not installed.
+    """
+    try:
+        import wandb
+    except ImportError as error:
+        raise ValueError("experiment.wandb=True needs the wandb package (pip install wandb)") from error
+    kwargs = dict(experiment.wandb_kwargs)
+    kwargs.setdefault("name", os.path.basename(experiment_dir))
+    kwargs.setdefault("config", {"agent": repr(agent_cfg), "trainer": dict(trainer_cfg or {})})
+    return wandb.init(**kwargs)

@@ -117,7 +117,8 @@ class DDPG:
     """Deep Deterministic Policy Gradient (Lillicrap et al. 2015, arXiv:1509.02971), skrl's documented interface.
 
     Raises:
-      ValueError: for a bad configuration value, naming it, or missing models.
+      KeyError: a model needed is missing (its key is named): 'policy', and 'critic' with a memory.
+      ValueError: for a bad configuration value, naming it.
     """
 
     def __init__(
@@ -132,13 +133,15 @@ class DDPG:
         cfg: DDPG_CFG | dict | None = None,
     ) -> None:
         cfg = self.cfg = _make_cfg(cfg)
-        if not isinstance(models, dict) or models.get("policy") is None:
-            raise ValueError(f"models={models!r} is invalid: expected a dict with at least a 'policy' model")
+        if not isinstance(models, Mapping):
+            raise ValueError(f"models={models!r} is invalid: expected a dict of models")
+        if models.get("policy") is None:
+            raise KeyError("models has no 'policy': DDPG needs models['policy'] (and 'critic' to train)")
         if memory is not None and not isinstance(memory, RandomMemory):
             raise ValueError(f"memory={memory!r} is invalid: expected a ddpgx_torch.memories.RandomMemory or None")
         if memory is not None and models.get("critic") is None:
-            raise ValueError("models has no 'critic': training (a memory was given) needs 'policy' and 'critic' "
-                             "(targets are copied from them when absent)")
+            raise KeyError("models has no 'critic': training (a memory was given) needs 'policy' and 'critic' "
+                           "(targets are copied from them when absent)")
         self.models, self.memory = models, memory
         self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
         self.device = settings.config.torch.parse_device(device)
@@ -193,6 +196,7 @@ class DDPG:
         self.experiment_dir = experiment_dir(cfg.experiment, type(self).__name__)
         self.write_interval = self.checkpoint_interval = 0  # resolved by init()
         self.tracker = tracking.Tracker()
+        self._wandb = None  # the Weights & Biases run, with cfg.experiment.wandb (started by init)
         self._submodules: dict[int, tuple[torch.nn.Module, Optional[list[torch.nn.Module]]]] = {}
         self.checkpoint_best_modules = {"timestep": 0, "reward": -math.inf, "saved": False, "modules": {}}
 
@@ -217,6 +221,8 @@ class DDPG:
             self.tracker.writer = tracking.SummaryWriter(self.experiment_dir)
         if self.checkpoint_interval > 0:
             os.makedirs(os.path.join(self.experiment_dir, "checkpoints"), exist_ok=True)
+        if self.cfg.experiment.wandb and self._wandb is None and distributed.is_main_process():
+            self._wandb = tracking.start_wandb(experiment, self.experiment_dir, self.cfg, trainer_cfg)
         self.enable_models_training_mode(False)
 
     def reset_episodes(self) -> None:
@@ -389,7 +395,10 @@ class DDPG:
         self.tracker.track(tag, value)
 
     def write_tracking_data(self, *, timestep: int, timesteps: int) -> None:
-        self.tracker.write(timestep)
+        """Writes everything tracked since the last write to TensorBoard (and Weights & Biases when enabled)."""
+        values = self.tracker.write(timestep)
+        if self._wandb is not None and values:
+            self._wandb.log(values, step=timestep)
 
     # ---------------------------------------------------------------------------------------------------------------
     def _checkpoint(self, include_memory: bool = True) -> dict[str, Any]:

@@ -16,7 +16,9 @@ Two ready-made recurrent models (skrl's RNN DDPG example architecture) for :clas
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,36 +29,56 @@ from ddpgx_torch import checkpoints, settings
 from ddpgx_torch.core import distributed
 from ddpgx_torch.core.networks import DeterministicPolicy, QFunction, _Recurrent
 
+# the ddpgx_torch logger (the same object as the package's ``logger``: loggers are shared by name)
+_logger = logging.getLogger("ddpgx_torch")
 
-def set_seed(seed: int | None = 42, *, deterministic: bool = False) -> int:
-    """skrl's ``skrl.utils.set_seed`` for torch scripts: seeds Python's, NumPy's and torch's global generators
-    (a fresh agent draws its own generator's seed from torch's) and returns the seed; ``None`` draws one.
 
-    In a distributed run (a process group, or ``torchrun``'s ``WORLD_SIZE > 1``) each process adds its rank to the
-    seed, as skrl does, so that ranks explore and sample differently; the returned seed is this process's.
+def set_seed(seed: int | None = None, deterministic: bool = False) -> int:
+    """skrl's ``skrl.utils.set_seed`` for torch scripts: seeds Python's ``random``, NumPy's and torch's global
+    generators (CPU and CUDA; a fresh agent draws its own generator's seed from torch's), sets ``PYTHONHASHSEED``
+    for child processes, logs ``Seed: <seed>`` on the ``ddpgx_torch`` logger and returns the seed.
+
+    ``seed=None`` draws one from the operating system's randomness (below 2**31, as skrl). In a distributed run (a
+    process group, or ``torchrun``'s ``WORLD_SIZE > 1``) each process adds its rank to the seed, as skrl does, so
+    that ranks explore and sample differently; the returned seed is this process's. ``deterministic=True`` turns on
+    torch's deterministic algorithms (and cuDNN's deterministic mode, ``CUBLAS_WORKSPACE_CONFIG=:4096:8``) and logs a
+    warning, as skrl; ``False`` leaves cuDNN's autotuner on, as skrl.
 
     Raises:
-      ValueError: if ``seed`` is not a non-negative integer or None.
+      ValueError: if ``seed`` is not an integer in ``[0, 2**32)`` (NumPy's legacy seeding range) or None, or
+        ``deterministic`` is not a bool.
     """
     import random
 
     import numpy as np
 
+    if not isinstance(deterministic, bool):
+        raise ValueError(f"deterministic={deterministic!r} is invalid: expected True or False")
     if seed is None:
-        seed = int.from_bytes(os.urandom(4), "little")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed={seed!r} is invalid: expected a non-negative integer or None")
+        seed = int.from_bytes(os.urandom(4), sys.byteorder) % 2**31
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r} is invalid: expected an integer in [0, 2**32) or None")
+    seed = int(seed)
     if distributed.world_size() > 1:
         seed += distributed.rank()
     else:
         rank, _, size = distributed.launch_env()
         seed += rank if size > 1 else 0
+    _logger.info(f"Seed: {seed}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # (seeds every CUDA device too)
     settings.config.torch.key = seed
     if deterministic:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
         torch.use_deterministic_algorithms(True)
+        _logger.warning("PyTorch/cuDNN deterministic algorithms are enabled. This may affect performance")
+    else:
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.deterministic = False
     return seed
 
 

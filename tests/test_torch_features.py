@@ -348,7 +348,7 @@ def test_facade_rejects_bad_configuration():
     with pytest.raises(ValueError, match="batch_size=0"):
         ddpgx_torch.DDPG(models=models, cfg={"batch_size": 0}, observation_space=env.observation_space,
                          action_space=env.action_space)
-    with pytest.raises(ValueError, match="'critic'"):
+    with pytest.raises(KeyError, match="'critic'"):  # a missing model is a KeyError, as skrl documents
         ddpgx_torch.DDPG(models={"policy": models["policy"]}, memory=RandomMemory(10),
                          observation_space=env.observation_space, action_space=env.action_space)
     with pytest.raises(ValueError, match="action_space"):

@@ -134,13 +134,14 @@ class RecurrentActor(DeterministicMixin, Model):
         return {"rnn": {"sequence_length": self.sequence_length, "sizes": [size, size] if self.cell == "lstm"
                         else [size]}}
 
-    def run_rnn(self, inputs, role, sequence_index):
+    def run_rnn(self, inputs, role, sequence_index, sequences_only=False):
         """skrl's example body: the stored hidden state of each sequence's first (targets: second) step, a reset
-        in the middle of a sequence where an episode terminated."""
+        in the middle of a sequence where an episode terminated. With ``sequences_only`` (skrl's critics) the input
+        is always reshaped into sequences, whatever the training mode."""
         observations = inputs["observations"]
         terminated = inputs.get("terminated", None)
         states = list(inputs["rnn"])
-        if self.training:
+        if self.training or sequences_only:
             rnn_input = observations.view(-1, self.sequence_length, observations.shape[-1])  # (N, L, Hin)
             states = [s.view(self.num_layers, -1, self.sequence_length, s.shape[-1])[:, :, sequence_index, :]
                       .contiguous() for s in states]
@@ -152,8 +153,7 @@ class RecurrentActor(DeterministicMixin, Model):
                 for i in range(len(indexes) - 1):
                     i0, i1 = indexes[i], indexes[i + 1]
                     output, states = self._step(rnn_input[:, i0:i1, :], states)
-                    states = [s.clone() for s in states]
-                    for s in states:
+                    for s in states:  # in place on the RNN's output, as skrl's examples do
                         s[:, terminated[:, i1 - 1], :] = 0
                     outputs.append(output)
                 rnn_output = torch.cat(outputs, dim=1)
@@ -184,8 +184,8 @@ class RecurrentCritic(RecurrentActor):
         self.linear_layer_1 = nn.Linear(self.hidden_size + self.num_actions, 400)
         self.linear_layer_3 = nn.Linear(300, 1)
 
-    def compute(self, inputs, role):  # the critic is only used in training (sequences)
-        rnn_output, outputs = self.run_rnn(inputs, role, 1 if role == "target_critic" else 0)
+    def compute(self, inputs, role):  # the critic is only used in training: always sequences, as in skrl
+        rnn_output, outputs = self.run_rnn(inputs, role, 1 if role == "target_critic" else 0, sequences_only=True)
         x = F.relu(self.linear_layer_1(torch.cat([rnn_output, inputs["taken_actions"]], dim=1)))
         x = F.relu(self.linear_layer_2(x))
         return self.linear_layer_3(x), outputs
@@ -193,7 +193,7 @@ class RecurrentCritic(RecurrentActor):
 
 class NoVelocityWrapper(gymnasium.ObservationWrapper):
     def observation(self, observation):
-        return (observation * np.array([1, 1, 0])).astype(np.float32)  # x, y, (masked) angular velocity
+        return observation * np.array([1, 1, 0])  # x, y, (masked) angular velocity (float64, as in skrl)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -247,3 +247,42 @@ def test_skrl_rnn_ddpg_example_models_train_with_ddpgx_torch(cell, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(start, models["critic"].parameters(), strict=True))
     _, metrics = ddpgx_torch.update_from_replay(agent.train_state, memory.buffer)
     assert all(bool(torch.isfinite(v)) for v in metrics.values()), metrics
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_skrl_rnn_example_models_update_across_terminations_inside_sequences(cell):
+    """A sequence with an episode that terminates in its middle takes skrl's reset branch (the hidden states zeroed
+    in place on the RNN's output, under autograd): the update runs, its numbers are finite, and the critic's values
+    after the cut do not depend on the observations before it."""
+    obs_space = gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    act_space = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
+    kwargs = dict(cell=cell, num_envs=1, hidden_size=8, sequence_length=4)
+    policy = RecurrentActor(obs_space, None, act_space, "cpu", **kwargs)
+    critic = RecurrentCritic(obs_space, None, act_space, "cpu", **kwargs)
+    config = ddpgx_torch.DDPGConfig(batch_size=6)
+    ts = ddpgx_torch.init(0, config, obs_space, act_space, policy=policy, critic=critic)
+    g = torch.Generator().manual_seed(0)
+    states = 2 if cell == "lstm" else 1
+    terminated = torch.zeros(6, 4)
+    terminated[::2, 1] = 1.0  # every other sequence: an episode ends at step 1
+    batch = ddpgx_torch.Transition(
+        observations=torch.randn(6, 4, 3, generator=g), actions=torch.rand(6, 4, 1, generator=g),
+        rewards=torch.randn(6, 4, generator=g), next_observations=torch.randn(6, 4, 3, generator=g),
+        terminated=terminated, truncated=torch.zeros(6, 4),
+        rnn_states=[torch.randn(6, 4, 1, 8, generator=g) for _ in range(states)])
+    before = [p.detach().clone() for p in critic.parameters()]
+    ts, metrics = ddpgx_torch.update(ts, batch)
+    assert all(bool(torch.isfinite(v)) for v in metrics.values()), metrics
+    assert any(not torch.equal(a, b) for a, b in zip(before, critic.parameters(), strict=True))
+    critic.train()
+    inputs = {"observations": batch.observations.reshape(-1, 3), "taken_actions": batch.actions.reshape(-1, 1),
+              "terminated": terminated.reshape(-1, 1).bool(),
+              "rnn": [s.reshape(-1, 1, 8).transpose(0, 1) for s in batch.rnn_states]}
+    with torch.no_grad():
+        q = critic.act(inputs, role="critic")[0].reshape(6, 4)
+        changed = dict(inputs, observations=inputs["observations"].reshape(6, 4, 3).clone())
+        changed["observations"][:, :2] += 1.0  # before and at the termination step
+        changed["observations"] = changed["observations"].reshape(-1, 3)
+        q_changed = critic.act(changed, role="critic")[0].reshape(6, 4)
+    torch.testing.assert_close(q_changed[::2, 2:], q[::2, 2:])  # after the cut: reset, unaffected
+    assert not torch.allclose(q_changed[1::2, 2:], q[1::2, 2:])  # no cut: the change carries through

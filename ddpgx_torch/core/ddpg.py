@@ -40,16 +40,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 
 import gymnasium
 import torch
 from torch import nn
 from torch.optim import optimizer as torch_optimizer
 
-from ddpgx_torch.core import distributed, linear, losses, networks, scaler, spaces
+from ddpgx_torch.core import distributed, linear, losses, networks, scaler, spaces, traced
 from ddpgx_torch.core import noise as noise_lib
 from ddpgx_torch.core import replay as replay_lib
 from ddpgx_torch.core.config import DDPGConfig
@@ -276,7 +277,24 @@ def init(
         _set_training(ts, False)
         extras = {"rnn": ts.rnn_states} if rnn else {}
         actions, _ = _policy_actions(spec, policy, obs, states, extras, "policy")
-        _critic_values(spec, critic, obs, states, actions, extras, "critic")
+        if rnn is None:
+            _critic_values(spec, critic, obs, states, actions, extras, "critic")
+        else:
+            # A recurrent critic is only called on training sequences (skrl's models reshape every input to
+            # [-1, sequence_length, ...]), so it is checked on one sequence of zeros in training mode, the way
+            # _gradient_step calls it.
+            length = rnn.sequence_length
+            seq_obs = torch.zeros((length, obs_layout.size), device=device)
+            seq_states = None if state_layout is None else torch.zeros((length, state_layout.size), device=device)
+            flags = torch.zeros((length, 1), dtype=torch.bool, device=device)
+            seq_extras = {"rnn": [torch.zeros((s[0], length, s[2]), device=device) for s in rnn.sizes],
+                          "terminated": flags, "truncated": flags}
+            seq_actions = torch.zeros((length, act_layout.size), device=device)
+            _set_training(ts, True)
+            try:
+                _critic_values(spec, critic, seq_obs, seq_states, seq_actions, seq_extras, "critic")
+            finally:
+                _set_training(ts, False)
     return ts
 
 
@@ -369,8 +387,12 @@ def act(
     with torch.no_grad():
         _set_training(train_state, False)
         obs = _standardize(config, train_state.observation_stats, obs, config.observation_preprocessor)
-        with spec.autocast():
-            actions, outputs = _policy_actions(spec, train_state.policy, obs, state_in, extras, "policy")
+        plans = _forward_plans(train_state, ("policy",), obs)
+        if plans is not None:  # a user's MLP, recognised: the fused kernels, no module calls
+            actions, outputs = plans[0].forward(obs), {}
+        else:
+            with spec.autocast():
+                actions, outputs = _policy_actions(spec, train_state.policy, obs, state_in, extras, "policy")
         actions = actions.float()
         if spec.rnn:
             train_state.rnn_states = [s.detach() for s in outputs.get("rnn", extras["rnn"])]
@@ -496,18 +518,25 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
                     optimizer: torch.optim.Optimizer, metrics: dict, name: str, guard: bool,
                     pullback: Any = None) -> bool:
     """Gradients of ``loss`` for ``params`` only, all-reduce, clipping on unscaled gradients, and the optimizer
-    step through the scaler. With ``guard`` a non-finite loss skips the step; returns whether it was taken.
-    ``pullback()``, where given, returns the gradients instead of autograd (see :func:`_explicit_gradients`).
+    step through the scaler. With ``guard`` a step whose loss or gradients are not finite is skipped; returns whether
+    it was taken. ``pullback()``, where given, returns the gradients instead of autograd (see
+    :func:`_explicit_gradients`).
 
     ``torch.autograd.grad`` with ``inputs=params`` computes only what those gradients need, and nothing
-    accumulates into ``.grad``, so there is nothing to zero. Under ``torch.distributed`` the decision must be the
-    same on every rank (a rank that skipped the all-reduce would leave the others waiting in it forever), so each
-    rank's loss travels in the gradients' all-reduce and the step is skipped everywhere when any rank's loss is
-    non-finite (their mean is then non-finite too).
+    accumulates into ``.grad``, so there is nothing to zero.
+
+    The guard checks what would be written, not only the loss: a finite loss can have an infinite or NaN gradient
+    (``sqrt`` at 0, an overflow in the backward pass), and Adam would write it into every later step's parameters.
+    It reads ``loss + sum_i ||g_i||_2`` on the host (one sync per step; a gradient whose norm overflows float32 is
+    treated as non-finite too), and the norms are reused for clipping. With fp16 mixed precision the gradient scaler
+    already skips steps with non-finite gradients (and lowers its scale), so only the loss is checked there. Under
+    ``torch.distributed`` the decision must be the same on every rank (a rank that skipped the all-reduce would leave
+    the others waiting in it forever), so each rank's loss travels in the gradients' all-reduce and the check reads
+    the averaged loss and gradients, which are the same on every rank (a non-finite value anywhere makes the mean
+    non-finite).
     """
     spec, config = ts.spec, ts.spec.config
-    if guard and spec.world_size == 1 and not math.isfinite(loss.item()):  # one host sync per check
-        return False
+    scaled = ts.grad_scaler.is_enabled()
     if pullback is not None:
         all_grads = pullback()
     elif all(p.requires_grad for p in params):
@@ -522,10 +551,17 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
     all_grads = [g if g is None or g.stride() == p.stride() else torch.empty_like(p).copy_(g)
                  for p, g in zip(params, all_grads, strict=True)]
     grads = [g for g in all_grads if g is not None]
+    checked_loss = loss.detach().float().reshape(1)
     if spec.world_size > 1:
-        mean_loss = loss.detach().float().reshape(1)
-        distributed.all_reduce_mean([*grads, mean_loss])
-        if guard and not bool(torch.isfinite(mean_loss)):
+        distributed.all_reduce_mean([*grads, checked_loss])
+    norms = None  # the gradients' 2-norms, where the guard computed them (unscaled gradients only)
+    if guard:
+        if scaled or not grads:
+            finite = math.isfinite(checked_loss.item())
+        else:
+            norms = torch._foreach_norm(grads)
+            finite = math.isfinite((checked_loss + torch.stack(norms).sum()).item())
+        if not finite:
             return False
     for p, g in zip(params, all_grads, strict=True):
         p.grad = g
@@ -533,10 +569,10 @@ def _optimizer_step(ts: TrainState, loss: torch.Tensor, params: list[torch.Tenso
         ts.grad_scaler.unscale_(optimizer)
         # optax.clip_by_global_norm's formula: g * min(1, clip / ||g||) (torch's clip_grad_norm_ adds 1e-6 to the
         # norm; this keeps the two backends equal).
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        norm = torch.linalg.vector_norm(torch.stack(norms if norms is not None else torch._foreach_norm(grads)))
         torch._foreach_mul_(grads, torch.clamp(config.grad_norm_clip / norm, max=1.0))
         metrics[f"{name}_grad_norm"] = norm.detach()
-    if ts.grad_scaler.is_enabled() or not _fused_adam_step(ts, optimizer, params, grads):
+    if scaled or not _fused_adam_step(ts, optimizer, params, grads):
         ts.grad_scaler.step(optimizer)
     return True
 
@@ -582,31 +618,100 @@ EXPLICIT_GRADIENTS = True
 
 
 def _explicit_gradients(ts: TrainState, obs: torch.Tensor) -> bool:
-    """Whether this gradient step takes the built-in networks' own pullbacks (``value_and_pullback`` of
-    :mod:`ddpgx_torch.core.networks`) instead of autograd.
+    """Whether this gradient step pulls gradients back without autograd (see :func:`_gradient_functions`, whose
+    result it leaves in ``ts.param_cache["gradient_functions"]`` for the step to use)."""
+    functions = ts.param_cache["gradient_functions"] = _gradient_functions(ts, obs)
+    return functions is not None
+
+
+def _gradient_functions(ts: TrainState, obs: torch.Tensor) -> Optional[tuple[Any, Any]]:
+    """``(policy_vp, critic_vp)`` where this gradient step takes explicit pullbacks instead of autograd, else None:
+    ``policy_vp(obs) -> (actions, pullback(d_actions) -> parameter gradients)`` and ``critic_vp(inputs, actions,
+    wrt_params=, wrt_actions=) -> (q, pullback(dq) -> (parameter gradients, action gradient))``.
 
     They run the very products and elementwise operations of autograd's backward, so the numbers are the same
     (tested), without what autograd costs around them at DDPG's sizes: the engine, one graph node per operation,
     the module calls, and freezing the critic for the policy step. On the development machine that is about a
-    fifth of a batch-64 update. It applies to the exact built-in classes (a subclass may have its own forward) in
-    float32 on the CPU or CUDA without autocast, every parameter trainable and no module hooks anywhere in the
-    networks; anything else goes through autograd. (On CUDA the products are cuBLAS calls in another arrangement
+    fifth of a batch-64 update. Two kinds of networks qualify:
+
+    * the exact built-in classes (:mod:`ddpgx_torch.core.networks`; a subclass may have its own forward), with their own
+      ``value_and_pullback``;
+    * a user's model (skrl-style or a plain module) that :func:`ddpgx_torch.core.traced.plan` recognises as a ReLU
+      MLP of ``nn.Linear`` layers with a ``tanh``/scale head, such as skrl's example models: traced once per role and
+      training mode (cached on the train state), then run with the same fused kernels on its own parameters. Only
+      without a state space and without a recurrent core (the critic then reads the observations and actions).
+
+    Both need float32 on the CPU or CUDA without autocast, every parameter trainable and no module hooks anywhere in
+    the networks; anything else goes through autograd. (On CUDA the products are cuBLAS calls in another arrangement
     than autograd's, so equal to float32 rounding rather than bit for bit; benchmarks/gpu_check.py compares.)
     """
     spec = ts.spec
-    if not (EXPLICIT_GRADIENTS and spec.model_api == "module" and spec.autocast_dtype is None
+    if not (EXPLICIT_GRADIENTS and spec.autocast_dtype is None and spec.rnn is None
             and spec.device.type in ("cpu", "cuda") and obs.dtype is torch.float32
-            and type(ts.policy) is networks.DeterministicPolicy and type(ts.critic) is networks.QFunction
             and not torch.is_autocast_enabled(spec.device.type)):
-        return False
+        return None
+    builtin = (spec.model_api == "module" and type(ts.policy) is networks.DeterministicPolicy
+               and type(ts.critic) is networks.QFunction)
+    if not builtin and spec.state is not None:
+        return None
     for role in ("policy", "critic"):
         if not all(p.requires_grad for p in _params(ts, role)):
-            return False
-        modules = list(getattr(ts, role).modules())
-        if linear.fused_params(obs, [m for m in modules if isinstance(m, nn.Linear)]) is None or linear.has_hooks(
-                modules):
-            return False
-    return True
+            return None
+        modules = _modules(ts, role)
+        if linear.has_hooks(modules):
+            return None
+        if builtin:
+            if linear.fused_params(obs, [m for m in modules if isinstance(m, nn.Linear)]) is None:
+                return None
+        else:
+            found = _plan(ts, role)
+            if found is None or not found.applies(obs):
+                return None
+    if builtin:
+        return ts.policy.value_and_pullback, ts.critic.value_and_pullback
+    return (functools.partial(traced.policy_value_and_pullback, _plan(ts, "policy")),
+            functools.partial(traced.critic_value_and_pullback, _plan(ts, "critic")))
+
+
+def _forward_plans(ts: TrainState, roles: tuple[str, ...], obs: torch.Tensor) -> Optional[list[traced.MLPPlan]]:
+    """The traced plans of the users' models in ``roles`` where every one of them runs its forward on the fused
+    kernels (the conditions of :func:`_gradient_functions`, less trainability), else None. The built-in networks
+    are not planned: their forward is already the fused MLP."""
+    spec = ts.spec
+    if not (EXPLICIT_GRADIENTS and spec.autocast_dtype is None and spec.rnn is None and spec.state is None
+            and obs.dtype is torch.float32 and spec.device.type in ("cpu", "cuda")
+            and not torch.is_autocast_enabled(spec.device.type)):
+        return None
+    plans = []
+    for role in roles:
+        if type(getattr(ts, role)) in (networks.DeterministicPolicy, networks.QFunction):
+            return None
+        found = _plan(ts, role)
+        if found is None or not found.applies(obs) or linear.has_hooks(_modules(ts, role)):
+            return None
+        plans.append(found)
+    return plans
+
+
+def _modules(ts: TrainState, role: str) -> list[nn.Module]:
+    """``list(module.modules())`` of the module in field ``role``, cached on the train state."""
+    module = getattr(ts, role)
+    cached = ts.param_cache.get(("modules", role))
+    if cached is None or cached[0] is not module:
+        cached = ts.param_cache[("modules", role)] = (module, list(module.modules()))
+    return cached[1]
+
+
+def _plan(ts: TrainState, role: str) -> Optional[traced.MLPPlan]:
+    """The traced MLP plan of a user's model in ``role`` (``"policy"``, ``"critic"``, ``"target_policy"`` or
+    ``"target_critic"``) in its current training mode, or None; traced once per module, role and mode."""
+    module = getattr(ts, role)
+    key = ("plan", role, module.training)
+    cached = ts.param_cache.get(key)
+    if cached is None or cached[0] is not module:
+        found = traced.plan(module, role, critic=role.endswith("critic"), skrl_api=ts.spec.model_api == "skrl")
+        cached = ts.param_cache[key] = (module, found)
+    return cached[1]
 
 
 def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]:
@@ -644,21 +749,29 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
             states_t = _standardize(config, ts.state_stats, batch.next_states, config.state_preprocessor)
 
         # 1. Target from the target networks.
-        with spec.autocast():
-            a_t, _ = _policy_actions(spec, ts.target_policy, obs_t, states_t, extras, "target_policy")
-            q_t = _critic_values(spec, ts.target_critic, obs_t, states_t, a_t, extras, "target_critic")
+        plans = _forward_plans(ts, ("target_policy", "target_critic"), obs_t)
+        if plans is not None:  # a user's MLPs, recognised: the fused kernels, no module calls
+            a_t = plans[0].forward(obs_t)
+            q_t = traced.critic_forward(plans[1], obs_t, a_t)
+        else:
+            with spec.autocast():
+                a_t, _ = _policy_actions(spec, ts.target_policy, obs_t, states_t, extras, "target_policy")
+                q_t = _critic_values(spec, ts.target_critic, obs_t, states_t, a_t, extras, "target_critic")
         discount_t = hp.discount_factor * (1.0 - batch.terminated)
         target = losses.td_target(batch.rewards, discount_t, q_t)
 
     metrics: dict[str, torch.Tensor] = {}
-    explicit = _explicit_gradients(ts, obs_tm1)
+    explicit = ts.param_cache["gradient_functions"] if _explicit_gradients(ts, obs_tm1) else None
+    if explicit is not None:
+        policy_vp, critic_vp = explicit
     critic_in_tm1 = obs_tm1 if states_tm1 is None else states_tm1
-    # 2. Critic step. With skip_nonfinite_updates a NaN or infinite loss never reaches the parameters (as ddpgx):
-    # the step is dropped and the scaler statistics restored. This reads the loss on the host (one sync per step).
+    # 2. Critic step. With skip_nonfinite_updates a NaN or infinite loss or gradient never reaches the parameters
+    # (as ddpgx): the step is dropped and the scaler statistics restored. This reads the loss and the gradients'
+    # norms on the host (one sync per step).
     guard = config.skip_nonfinite_updates
     critic_pullback = None
-    if explicit:
-        q, pull = ts.critic.value_and_pullback(critic_in_tm1, batch.actions)
+    if explicit is not None:
+        q, pull = critic_vp(critic_in_tm1, batch.actions)
         critic_pullback = lambda: pull(losses.critic_loss_grad(q, target))[0]  # noqa: E731
     else:
         with spec.autocast():
@@ -674,10 +787,9 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
     # while the graph is built: torch's own kernels would skip their gradients anyway (they are not asked for), but
     # custom autograd functions such as ddpgx_torch.linear's cannot tell.
     policy_pullback = None
-    if explicit:
-        actions, pull_policy = ts.policy.value_and_pullback(obs_tm1)
-        q_policy, pull_critic = ts.critic.value_and_pullback(critic_in_tm1, actions, wrt_params=False,
-                                                             wrt_actions=True)
+    if explicit is not None:
+        actions, pull_policy = policy_vp(obs_tm1)
+        q_policy, pull_critic = critic_vp(critic_in_tm1, actions, wrt_params=False, wrt_actions=True)
         policy_pullback = lambda: pull_policy(pull_critic(losses.policy_loss_grad(q_policy))[1])  # noqa: E731
     else:
         with spec.autocast():
@@ -685,8 +797,8 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
             with _frozen(_params(ts, "critic")):
                 q_policy = _critic_values(spec, ts.critic, obs_tm1, states_tm1, actions, extras, "critic")
     policy_loss, _ = losses.policy_loss(q_policy)
-    # Departure from ddpgx, which drops the whole step: a non-finite policy loss after a finite critic step (only
-    # reachable through overflow) drops the policy step and the Polyak update, but the critic's step stays.
+    # Departure from ddpgx, which drops the whole step: a non-finite policy loss or gradient after a finite critic
+    # step drops the policy step and the Polyak update, but the critic's step stays.
     ok = critic_ok and _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics,
                                        "policy", guard, policy_pullback)
     if critic_ok and ts.grad_scaler.is_enabled():
@@ -727,8 +839,20 @@ def _run_steps(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str,
     steps = ts.spec.config.gradient_steps
     if steps == 1:
         return ts, _gradient_step(ts, Transition(*(_index(x, 0) for x in batch)))
-    all_metrics = [_gradient_step(ts, Transition(*(_index(x, i) for x in batch))) for i in range(steps)]
-    return ts, {name: torch.stack([m[name] for m in all_metrics]).mean() for name in all_metrics[0]}
+    return ts, _reduce_steps([_gradient_step(ts, Transition(*(_index(x, i) for x in batch))) for i in range(steps)])
+
+
+def _reduce_steps(all_metrics: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One metrics dict for several gradient steps: ``*_min`` keys by their minimum, ``*_max`` keys by their maximum
+    (skrl's and :mod:`ddpgx.tracking`'s rule for ``(min)``/``(max)`` tags), the others by their mean."""
+    if len(all_metrics) == 1:
+        return all_metrics[0]
+    reduced = {}
+    for name in all_metrics[0]:
+        values = torch.stack([m[name] for m in all_metrics])
+        reduced[name] = values.min() if name.endswith("_min") else values.max() if name.endswith("_max") else (
+            values.mean())
+    return reduced
 
 
 def _index(x: Any, i: int) -> Any:
@@ -754,7 +878,8 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
       ``target_mean/min/max``, ``policy_learning_rate``, ``critic_learning_rate``, and with
       ``grad_norm_clip > 0`` ``critic_grad_norm`` and ``policy_grad_norm`` (before clipping), and with
       ``skip_nonfinite_updates`` (the default) ``skipped_updates``, the fraction of gradient steps dropped for a NaN
-      or infinite loss; averaged over the gradient steps.
+      or infinite loss or gradient; ``q_min``/``target_min`` are the minimum and ``q_max``/``target_max`` the
+      maximum over the gradient steps, the other metrics the mean.
     """
     return _run_steps(train_state, _prepare_batch(train_state.spec, batch))
 
@@ -778,6 +903,4 @@ def update_from_replay(
         batch = batch._replace(rewards=batch.rewards.reshape(lead).float(),
                                terminated=batch.terminated.reshape(lead).float(), truncated=truncated)
         metrics_list.append(_gradient_step(train_state, batch))
-    if len(metrics_list) == 1:
-        return train_state, metrics_list[0]
-    return train_state, {k: torch.stack([m[k] for m in metrics_list]).mean() for k in metrics_list[0]}
+    return train_state, _reduce_steps(metrics_list)
