@@ -1,0 +1,1 @@
+"""The application layer: the ddpgx command line (train, eval), its run configuration and presets."""

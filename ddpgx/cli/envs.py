@@ -1,0 +1,50 @@
+"""Environments of the command line: gymnasium ids (your own as ``package.module:Env-v0``), vectorised in the
+same process (``sync``) or in worker processes (``async``), with make errors turned into one-line messages.
+
+MuJoCo environments need the ``mujoco`` and ``imageio`` packages (``pip install "ddpgx[mujoco]"``); without them
+gymnasium raises an import error from deep inside its MuJoCo module, which is reported here in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+
+__all__ = ["make_env", "make_single"]
+
+MUJOCO_HINT = 'MuJoCo environments need the mujoco and imageio packages: pip install "ddpgx[mujoco]"'
+
+
+def _error(env_id: str, error: BaseException) -> ValueError:
+    if isinstance(error, ImportError) or "mujoco" in str(error).lower():
+        missing = getattr(error, "name", None) or str(error)
+        return ValueError(f"env_id={env_id!r} could not be made: {missing!r} is missing ({MUJOCO_HINT})"
+                          if "mujoco" in repr(error).lower() or missing in ("imageio", "mujoco")
+                          else f"env_id={env_id!r} could not be made: {error}")
+    return ValueError(f"env_id={env_id!r} could not be made by gymnasium: {error}")
+
+
+def make_single(env_id: str, kwargs: dict | None = None, **extra: Any) -> gymnasium.Env:
+    """``gymnasium.make(env_id, **kwargs)`` with one-line errors."""
+    try:
+        return gymnasium.make(env_id, **dict(kwargs or {}), **extra)
+    except (gymnasium.error.Error, ImportError, TypeError, AttributeError) as error:
+        raise _error(env_id, error) from error
+
+
+def make_env(env_id: str, num_envs: int = 1, *, vector_mode: str = "sync", kwargs: dict | None = None) -> Any:
+    """A :func:`ddpgx.envs.wrap_env`-wrapped gymnasium vector environment of ``num_envs`` copies, stepped in this
+    process (``"sync"``) or one worker process each (``"async"``), resetting finished episodes in the same step."""
+    from ddpgx.envs import wrap_env
+
+    if vector_mode not in ("sync", "async"):
+        raise ValueError(f"vector_mode={vector_mode!r} is invalid: expected 'sync' or 'async'")
+    make_single(env_id, kwargs).close()  # the one-line errors of a bad id or missing packages, before any worker
+    try:
+        env = gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode=vector_mode,
+                                 vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
+                                 **dict(kwargs or {}))
+    except (gymnasium.error.Error, ImportError, TypeError, AttributeError) as error:
+        raise _error(env_id, error) from error
+    return wrap_env(env)
