@@ -40,7 +40,7 @@ from ddpgx.cli.envs import make_env, make_single
 from ddpgx.cli.policy import RUN_FILE, agent_checkpoints, complete, read_run
 
 __all__ = ["RunPlan", "build_agent", "evaluate", "load_agent", "make_env", "plan", "plot_learning_curve",
-           "policy_of", "train", "train_jitted", "versions"]
+           "policy_of", "skrl_example_cfg", "train", "train_jitted", "versions"]
 
 RUN_FORMAT = "ddpgx-run-2"
 EPISODES_FILE = "episodes.csv"
@@ -231,6 +231,22 @@ def build_agent(env: Any, config: RunConfig, *, training: bool = True) -> Any:
     memory = RandomMemory(memory_size=config["memory.memory_size"], num_envs=env.num_envs) if training else None
     return DDPG(models=models, memory=memory, cfg=cfg, observation_space=obs_space, state_space=state_space,
                 action_space=act_space, seed=config["run.seed"], device=config["run.device"])
+
+
+def skrl_example_cfg(cfg: Any = None, noise: Any = None) -> Any:
+    """skrl's DDPG example configuration for Pendulum-v1 (the ``cfg`` defaults of :mod:`ddpgx.cli.config`), set on
+    ``cfg`` (a new :class:`ddpgx.DDPG_CFG` by default; the benchmarks pass skrl's own ``DDPG_CFG`` and noise class,
+    so both libraries get the same settings). ``noise`` defaults to :class:`ddpgx.noises.OrnsteinUhlenbeckNoise`."""
+    from ddpgx.ddpg_cfg import DDPG_CFG
+    from ddpgx.noises import OrnsteinUhlenbeckNoise
+
+    cfg = DDPG_CFG() if cfg is None else cfg
+    values = config_lib.default_config()["cfg"]
+    cfg.exploration_noise = OrnsteinUhlenbeckNoise if noise is None else noise
+    for name in ("exploration_noise_kwargs", "gradient_steps", "batch_size", "discount_factor", "polyak",
+                 "learning_rate", "random_timesteps", "learning_starts"):
+        setattr(cfg, name, values[name])
+    return cfg
 
 
 def policy_of(agent: Any) -> Any:

@@ -207,7 +207,7 @@ def _jax_policy(checkpoint, observation_space, action_space, hidden, standardize
                                           tuple(np.asarray(action_space.high, float).reshape(-1).tolist()),
                                           tuple(action_space.shape), hidden)
     abstract = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, layout.size), jnp.float32))
-    stats = jax.eval_shape(scaler.init, layout.size)
+    stats = scaler.init(layout.size)
     items, _ = checkpoints.load(checkpoint, {"train_state": {"policy_params": abstract,
                                                              "observation_stats": stats}})
     saved = items["train_state"]
