@@ -171,7 +171,10 @@ def resume_checkpoint(path: str) -> tuple[str, str]:
         if not (os.path.exists(path) and os.path.isfile(os.path.join(run_dir, RUN_FILE))):
             raise ValueError(f"{path!r} is neither a ddpgx run directory (with {RUN_FILE}) nor a checkpoint inside one")
         given = path
-    backend = read_run(run_dir)["config"]["run"]["backend"]
+    saved = read_run(run_dir)["config"]
+    if saved["env"]["id"].startswith("gymnax:"):
+        raise ValueError("--resume is not supported for gymnax environments (one compiled program)")
+    backend = saved["run"]["backend"]
     checkpoints_dir = os.path.join(run_dir, "checkpoints")
     newest = next((c for _, c in agent_checkpoints(checkpoints_dir) if complete(c, backend)), None)
     if newest is None:

@@ -208,12 +208,35 @@ def _jax_policy(checkpoint, observation_space, action_space, hidden, standardize
                                           tuple(action_space.shape), hidden)
     abstract = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, layout.size), jnp.float32))
     stats = scaler.init(layout.size)
-    items, _ = checkpoints.load(checkpoint, {"train_state": {"policy_params": abstract,
-                                                             "observation_stats": stats}})
-    saved = items["train_state"]
+    saved = _read_partial(checkpoints, checkpoint, {"train_state": {"policy_params": abstract,
+                                                                    "observation_stats": stats}})["train_state"]
     stats = scaler.ScalerState(*(jnp.asarray(x) for x in saved["observation_stats"]))
     params = jax.tree.map(jnp.asarray, saved["policy_params"])
     return jax_policy_fn(module, params, stats, observation_space, action_space, standardize, epsilon, clip)
+
+
+def _read_partial(checkpoints: Any, checkpoint: str, target: dict) -> dict:
+    """Only the arrays of ``target`` (a sub-tree of what was saved) from a verified ddpgx checkpoint."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    directory = checkpoints.resolve(checkpoint)
+    checkpoints.verify(directory)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype)
+                            if not hasattr(x, "dtype") else jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+    try:
+        with ocp.PyTreeCheckpointer() as reader:
+            items = reader.restore(directory, args=ocp.args.PyTreeRestore(
+                item=abstract, restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), abstract),
+                partial_restore=True))
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+        raise ValueError(f"checkpoint {directory!r} does not hold this run's policy: {error}") from error
+    for (path, got), (_, want) in zip(jax.tree_util.tree_flatten_with_path(items)[0],
+                                      jax.tree_util.tree_flatten_with_path(abstract)[0], strict=True):
+        if np.shape(got) != tuple(want.shape):
+            raise ValueError(f"checkpoint {directory!r} does not match this run's policy: {jax.tree_util.keystr(path)} "
+                             f"has shape {np.shape(got)}, expected {tuple(want.shape)}")
+    return items
 
 
 def _torch_policy(checkpoint, observation_space, action_space, hidden, standardize, epsilon, clip):
