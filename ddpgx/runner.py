@@ -418,7 +418,8 @@ def plot_learning_curve(path: str, end_timesteps: list[int], returns: list[float
     ax.set_ylabel("return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -556,7 +557,9 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
     if stop.signal is None and episodes:
         returns = evaluate(policy, config["env.id"], episodes, config["evaluation.seed"], kwargs=eval_env_kwargs)
         result.update(eval_returns=returns, eval_mean=float(np.mean(returns)), eval_std=float(np.std(returns)))
-    agent.close()
+    if agent.tracker.writer is not None:  # both backends' agents write TensorBoard through the shared tracker
+        agent.tracker.writer.close()
+        agent.tracker.writer = None
     result = _summary(run, result)
     result["agent"] = agent
     return result
