@@ -35,9 +35,10 @@ def train(run_dir: str, timesteps: int, resume: bool) -> subprocess.Popen:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--timesteps", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs at random moments (default 20)")
+    parser.add_argument("--timesteps", type=int, default=100_000,
+                        help="timesteps of the run to finish (default 100000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill times and of the run (default 0)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     run_dir = os.path.join(tempfile.mkdtemp(prefix="ddpgx-crash-"), "run")
