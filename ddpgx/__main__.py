@@ -160,7 +160,10 @@ def _train(args: argparse.Namespace) -> int:
     result = runner.train(plan, progress=False if args.no_progress else None, log=lambda line: print(line, flush=True))
     returns = result["episode_returns"]
     last = sum(returns[-10:]) / len(returns[-10:]) if returns else float("nan")
-    print(f"trained in {result['train_seconds']:.1f} s ({result['env_steps_per_second']:.0f} env steps/s); "
+    evals = result.get("periodic_eval_seconds") or 0.0
+    print(f"trained in {result['train_seconds']:.1f} s"
+          + (f" ({evals:.1f} s of it periodic evaluation)" if evals else "")
+          + f", {result['env_steps_per_second']:.0f} env steps/s; "
           f"{len(returns)} episodes, last 10 returned {last:.1f}")
     if "eval_mean" in result:
         print(f"evaluation return over {len(result['eval_returns'])} episodes: mean {result['eval_mean']:.1f}, "

@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -517,13 +518,16 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
                 f"(target {config['run.timesteps']})")
         policy = policy_of(agent)
         interval, episodes = config["evaluation.interval"], config["evaluation.episodes"]
+        eval_seconds = [0.0]  # periodic evaluations' share of the trainer's wall time
 
         def callback(timestep: int, returns: list[float]) -> bool:
             for value in returns:
                 log_file.add(timestep, "train", value)
             if interval and episodes and timestep % interval == 0:
+                began = time.perf_counter()
                 values = evaluate(policy, config["env.id"], episodes, config["evaluation.seed"],
                                   kwargs=eval_env_kwargs)
+                eval_seconds[0] += time.perf_counter() - began
                 mean, std = float(np.mean(values)), float(np.std(values))
                 log_file.add(timestep, "eval", mean, std)
                 writer = agent.tracker.writer
@@ -550,8 +554,9 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
         log_file.close()
     result: dict[str, Any] = {
         "experiment_dir": run.run_dir, "env_id": config["env.id"], "backend": config["run.backend"],
-        "preset": run.preset, "train_seconds": summary["seconds"],
-        "env_steps_per_second": summary["env_steps_per_second"], "start_timestep": run.start,
+        "preset": run.preset, "train_seconds": summary["seconds"], "periodic_eval_seconds": eval_seconds[0],
+        "env_steps_per_second": summary["env_steps_per_second"] * summary["seconds"] / max(
+            summary["seconds"] - eval_seconds[0], 1e-9), "start_timestep": run.start,
         "end_timestep": stopped if stopped is not None else config["run.timesteps"],
         "target_timesteps": config["run.timesteps"], "interrupted": stop.signal}
     if stop.signal is None and episodes:
