@@ -17,11 +17,11 @@ MUJOCO_HINT = 'MuJoCo environments need the mujoco and imageio packages: pip ins
 
 
 def _error(env_id: str, error: BaseException) -> ValueError:
-    if isinstance(error, ImportError) or "mujoco" in str(error).lower():
-        missing = getattr(error, "name", None) or str(error)
-        return ValueError(f"env_id={env_id!r} could not be made: {missing!r} is missing ({MUJOCO_HINT})"
-                          if "mujoco" in repr(error).lower() or missing in ("imageio", "mujoco")
-                          else f"env_id={env_id!r} could not be made: {error}")
+    name = getattr(error, "name", None)
+    if isinstance(error, ImportError) and name in ("imageio", "mujoco"):
+        return ValueError(f"env_id={env_id!r} could not be made: {name!r} is missing ({MUJOCO_HINT})")
+    if "mujoco" in repr(error).lower():
+        return ValueError(f"env_id={env_id!r} could not be made: {error} ({MUJOCO_HINT})")
     return ValueError(f"env_id={env_id!r} could not be made by gymnasium: {error}")
 
 
