@@ -290,26 +290,41 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 10_000, *
                              "pip install moviepy") from error
         import gymnasium
 
-        from ddpgx.envs import wrap_env
-
-        env = make_single(env_id, kwargs, render_mode="rgb_array")
-        env = wrap_env(gymnasium.wrappers.RecordVideo(env, video_dir, episode_trigger=lambda _: True,
-                                                      disable_logger=True))
+        env = gymnasium.wrappers.RecordVideo(make_single(env_id, kwargs, render_mode="rgb_array"), video_dir,
+                                             episode_trigger=lambda _: True, disable_logger=True)
     else:
-        env = make_env(env_id, 1, kwargs=kwargs)
+        env = make_single(env_id, kwargs)
     returns = []
     try:
         for episode in range(episodes):
-            obs, _ = env.reset(seed=seed + episode)
+            try:
+                obs, _ = env.reset(seed=seed + episode)
+            except (ImportError, gymnasium_error()) as error:  # rendering for the video needs a package
+                if video_dir is None:
+                    raise
+                raise ValueError(f"--video could not render {env_id!r}: {error}") from error
             total, done = 0.0, False
             while not done:
-                obs, reward, terminated, truncated, _ = env.step(np.asarray(policy(obs)))
-                total += float(reward[0, 0])
-                done = bool(terminated[0, 0] or truncated[0, 0])
+                action = np.asarray(policy(_batch_of_one(obs)))[0]
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = bool(terminated or truncated)
             returns.append(total)
     finally:
         env.close()
     return returns
+
+
+def _batch_of_one(obs: Any) -> Any:
+    if isinstance(obs, dict):
+        return {k: _batch_of_one(v) for k, v in obs.items()}
+    return np.asarray(obs)[None]
+
+
+def gymnasium_error() -> type:
+    import gymnasium
+
+    return gymnasium.error.Error
 
 
 def load_agent(path: str) -> tuple[Any, RunConfig, str]:

@@ -159,8 +159,15 @@ def test_video_needs_moviepy_or_records(tmp_path, capsys):
         assert cli.main(["eval", str(run), "--episodes", "1", "--video", str(videos)]) == 2
         assert "--video needs the moviepy package" in capsys.readouterr().err
         return
-    assert cli.main(["eval", str(run), "--episodes", "1", "--video", str(videos)]) == 0
-    assert any(name.endswith(".mp4") for name in os.listdir(videos))
+    try:
+        import pygame  # noqa: F401 -- Pendulum renders with it
+    except ImportError:
+        assert cli.main(["eval", str(run), "--episodes", "1", "--video", str(videos)]) == 2
+        assert "--video could not render 'Pendulum-v1': pygame is not installed" in capsys.readouterr().err
+        return
+    assert cli.main(["eval", str(run), "--episodes", "2", "--video", str(videos)]) == 0
+    assert sorted(name for name in os.listdir(videos) if name.endswith(".mp4")) == [
+        "rl-video-episode-0.mp4", "rl-video-episode-1.mp4"]
 
 
 def test_agents_act_on_one_observation():
@@ -181,3 +188,24 @@ def test_agents_act_on_one_observation():
     batch, _ = agent.act(obs[None], timestep=0, timesteps=1)
     assert tuple(single.shape) == (1,) and tuple(batch.shape) == (1, 1)
     np.testing.assert_array_equal(single.numpy(), batch.numpy()[0])
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "MountainCarContinuous-v0"])
+def test_async_vector_mode_steps_the_same_environments(env_id):
+    # worker processes (async) and this process (sync) give the same observations, rewards and resets
+    from ddpgx.cli.envs import make_env
+
+    envs = {mode: make_env(env_id, 3, vector_mode=mode) for mode in ("sync", "async")}
+    try:
+        first = {mode: env.reset(seed=5)[0] for mode, env in envs.items()}
+        np.testing.assert_array_equal(first["sync"], first["async"])
+        actions = np.random.default_rng(0).uniform(-1, 1, (250, 3, 1)).astype(np.float32)
+        for a in actions:
+            out = {mode: env.step(a) for mode, env in envs.items()}
+            for x, y in zip(out["sync"][:4], out["async"][:4], strict=True):
+                np.testing.assert_array_equal(x, y)
+    finally:
+        for env in envs.values():
+            env.close()
+    with pytest.raises(ValueError, match="vector_mode='threads' is invalid"):
+        make_env(env_id, 2, vector_mode="threads")
