@@ -209,3 +209,37 @@ def test_async_vector_mode_steps_the_same_environments(env_id):
             env.close()
     with pytest.raises(ValueError, match="vector_mode='threads' is invalid"):
         make_env(env_id, 2, vector_mode="threads")
+
+
+def test_default_run_is_the_previous_main_job(tmp_path):
+    # `ddpgx train` with no options must still be skrl's Pendulum example as the main job always built it: the agent
+    # of the run configuration's defaults equals the previous build (skrl_example_cfg, models None -> default MLPs,
+    # the same seed), parameter for parameter, after the same 300 training steps.
+    import jax
+
+    from ddpgx.agent import DDPG
+    from ddpgx.memories import RandomMemory
+    from ddpgx.trainers import SequentialTrainer
+
+    plan = runner.plan({"cfg.experiment.directory": str(tmp_path), "cfg.experiment.experiment_name": "new",
+                        "cfg.experiment.write_interval": 0, "cfg.experiment.checkpoint_interval": 0,
+                        "run.timesteps": 300, "evaluation.episodes": 0})
+    assert plan.preset == "Pendulum-v1" and plan.config["memory.memory_size"] == 15_000
+    new = runner.train(plan, progress=False, log=lambda *_: None)["agent"]
+
+    env = runner.make_env("Pendulum-v1", 1)
+    cfg = runner.skrl_example_cfg()
+    cfg.experiment.directory, cfg.experiment.experiment_name = str(tmp_path), "old"
+    cfg.experiment.write_interval = cfg.experiment.checkpoint_interval = 0
+    old = DDPG(models=dict.fromkeys(("policy", "critic", "target_policy", "target_critic")),
+               memory=RandomMemory(memory_size=15_000, num_envs=1), cfg=cfg, observation_space=env.observation_space,
+               action_space=env.action_space, seed=0)
+    SequentialTrainer(env=env, agents=old, cfg={"timesteps": 300, "headless": True, "seed": 0,
+                                                "disable_progressbar": True}).train()
+    env.close()
+    for a, b in zip(jax.tree.leaves(old.train_state.policy_params), jax.tree.leaves(new.train_state.policy_params),
+                    strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for a, b in zip(jax.tree.leaves(old.train_state.critic_params), jax.tree.leaves(new.train_state.critic_params),
+                    strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
