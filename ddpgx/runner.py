@@ -98,6 +98,9 @@ def plan(overrides: dict[str, Any] | None = None, resume: str | None = None) -> 
             config_lib.resolve(overrides)  # raises the configuration's own message
         name, settings = presets.preset_for(env_id, choice)
         config = config_lib.resolve(overrides, settings)
+        if "memory.memory_size" not in overrides and config["memory.memory_size"] > config["run.timesteps"]:
+            # a preset's replay (1e6 for MuJoCo) never fills in a shorter run: hold only what the run can collect
+            config = config.replace({"memory.memory_size": config["run.timesteps"]})
         experiment = config["cfg.experiment"]
         name_dir = experiment["experiment_name"] or f"{datetime.datetime.now():%y-%m-%d_%H-%M-%S-%f}_DDPG"
         run_dir = os.path.abspath(os.path.join(experiment["directory"] or "runs", name_dir))

@@ -103,7 +103,11 @@ def test_presets_are_chosen_by_env_id_and_overridden_by_flags(capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["preset"] == "Hopper-v5"
     assert shown["config"]["cfg"]["batch_size"] == 256 and shown["config"]["cfg"]["learning_starts"] == 1_000
-    assert shown["config"]["run"]["timesteps"] == 5000 and shown["config"]["memory"]["memory_size"] == 1_000_000
+    # the preset's replay of 1e6 is capped at what a 5,000-step run collects; given explicitly, it is kept
+    assert shown["config"]["run"]["timesteps"] == 5000 and shown["config"]["memory"]["memory_size"] == 5000
+    assert runner.plan({"env.id": "Hopper-v5", "run.timesteps": 5000, "memory.memory_size": 10**6}
+                       ).config["memory.memory_size"] == 10**6
+    assert runner.plan({"env.id": "Hopper-v5"}).config["memory.memory_size"] == 10**6
 
 
 def test_config_file_then_flags_then_set(tmp_path, capsys):
