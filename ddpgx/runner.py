@@ -590,30 +590,43 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
 
 def train_jitted(run: RunPlan, *, progress: bool | None = None, log: Any = print) -> dict[str, Any]:
     """The main job on a gymnax environment (``env.id`` ``"gymnax:<id>"``): the whole run as one compiled program
-    (:func:`ddpgx.jitted.train_gymnax`, skrl's Pendulum settings; only ``run.timesteps``, ``run.seed``,
-    ``env.num_envs``, ``memory.memory_size`` and ``evaluation.episodes`` apply), then the same outputs as
-    :func:`train`: TensorBoard logs, a checkpoint of the final train state, ``learning_curve.png`` and
-    ``summary.json`` (resuming is not supported on this path)."""
+    (:func:`ddpgx.jitted.train_gymnax`) with the ``cfg`` section as the algorithm's configuration (and its
+    ``learning_starts``), the default 400-300 networks, ``memory.memory_size``, and an evaluation of
+    ``evaluation.episodes`` episodes every ``evaluation.interval`` timesteps (every 1,000 when 0: the program's
+    logging interval); then the same outputs as :func:`train`: TensorBoard logs, a checkpoint of the final train
+    state, ``episodes.csv``, ``learning_curve.png`` and ``summary.json`` (resuming is not supported on this
+    path)."""
     from ddpgx import checkpoints, jitted
+    from ddpgx.agent import core_config
 
     config = run.config
     if config["run.backend"] != "jax":
         raise ValueError("gymnax environments run on the JAX backend only (run.backend='jax')")
+    for key in ("networks.policy_hidden_sizes", "networks.critic_hidden_sizes"):
+        if config[key] != [400, 300]:
+            raise ValueError(f"{key}={config[key]!r} is not supported on gymnax environments: the compiled program "
+                             "uses the default 400-300 networks")
+    cfg = config_lib.build_ddpg_cfg(config["cfg"], "jax")
     os.makedirs(run.run_dir, exist_ok=True)
     _write_run_file(run, [{"start": 0, "target": config["run.timesteps"],
                            "started": datetime.datetime.now().isoformat(timespec="seconds")}])
     timesteps = config["run.timesteps"]
+    interval = config["evaluation.interval"] or min(1_000, timesteps)
     ts, summary = jitted.train_gymnax(config["env.id"], timesteps=timesteps, num_envs=config["env.num_envs"],
-                                      seed=config["run.seed"], memory_size=config["memory.memory_size"],
-                                      eval_episodes=max(config["evaluation.episodes"], 1), logdir=run.run_dir,
-                                      progress=progress is not False)
+                                      seed=config["run.seed"], config=core_config(cfg),
+                                      learning_starts=cfg.learning_starts, memory_size=config["memory.memory_size"],
+                                      eval_interval=interval, eval_episodes=max(config["evaluation.episodes"], 1),
+                                      logdir=run.run_dir, progress=progress is not False)
     checkpoints.save(os.path.join(run.run_dir, "checkpoints", f"agent_{timesteps}"),
                      {"train_state": checkpoints.train_state_tree(ts)}, {"timestep": timesteps})
     metrics = summary["metrics"]
     ended = metrics["episode_count"] > 0
     log_file = EpisodeLog(run.run_dir, None)
     for t, r in zip(metrics["timestep"][ended].astype(int).tolist(), summary["episode_returns"], strict=False):
-        log_file.add(t, "train", float(r))
+        log_file.add(t, "train", float(r))  # per interval: the mean return of the episodes that ended in it
+    if config["evaluation.interval"] and config["evaluation.episodes"]:
+        for t, returns in zip(metrics["timestep"].astype(int).tolist(), metrics["eval_returns"], strict=True):
+            log_file.add(t, "eval", float(np.mean(returns)), float(np.std(returns)))
     log_file.close()
     result = {"experiment_dir": run.run_dir, "env_id": config["env.id"], "backend": "jax", "preset": run.preset,
               "train_seconds": summary["train_seconds"], "compile_seconds": summary["compile_seconds"],
