@@ -9,6 +9,7 @@ policy, standardised as in training and clipped to the action bounds (no explora
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -148,23 +149,36 @@ def env_spaces(env_id: str, kwargs: dict) -> tuple[Any, Any]:
 def jax_policy_fn(module: Any, params: Any, stats: Any, observation_space: Any, action_space: Any,
                   standardize: bool, epsilon: float, clip: float) -> Any:
     """A jitted ``observations [n, ...] -> actions [n, *action_shape]`` of a flax policy with fixed parameters."""
+    from ddpgx import spaces
+
+    layout = spaces.input_layout(observation_space)
+    low = tuple(np.asarray(action_space.low, np.float32).reshape(-1).tolist())
+    high = tuple(np.asarray(action_space.high, np.float32).reshape(-1).tolist())
+    batch_fn = _compiled_policy(module, layout, low, high, tuple(action_space.shape), standardize, epsilon, clip)
+    return lambda observations: np.asarray(batch_fn(params, stats, observations))
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_policy(module: Any, layout: Any, low: tuple, high: tuple, shape: tuple, standardize: bool,
+                     epsilon: float, clip: float) -> Any:
+    """One jitted function per network and space (cached, so loading another checkpoint of the same run, or the
+    same networks, compiles nothing new)."""
     import jax
     import jax.numpy as jnp
 
     from ddpgx import scaler, spaces
 
-    layout = spaces.input_layout(observation_space)
-    low, high = np.asarray(action_space.low, np.float32), np.asarray(action_space.high, np.float32)
+    lo, hi = np.asarray(low, np.float32).reshape(shape), np.asarray(high, np.float32).reshape(shape)
 
     @jax.jit
     def batch_fn(params, stats, observations):
         x = spaces.flatten(layout, observations, "observations")
         if standardize:
             x = scaler.standardize(stats, x, epsilon, clip)
-        actions = module.apply(params, x).reshape((x.shape[0],) + tuple(action_space.shape))
-        return jnp.clip(actions, low, high)
+        actions = module.apply(params, x).reshape((x.shape[0],) + shape)
+        return jnp.clip(actions, lo, hi)
 
-    return lambda observations: np.asarray(batch_fn(params, stats, observations))
+    return batch_fn
 
 
 def load_policy(path: str) -> Policy:
