@@ -98,7 +98,8 @@ def plan(overrides: dict[str, Any] | None = None, resume: str | None = None) -> 
             config_lib.resolve(overrides)  # raises the configuration's own message
         name, settings = presets.preset_for(env_id, choice)
         config = config_lib.resolve(overrides, settings)
-        if "memory.memory_size" not in overrides and config["memory.memory_size"] > config["run.timesteps"]:
+        if ("memory.memory_size" in settings and "memory.memory_size" not in overrides
+                and config["memory.memory_size"] > config["run.timesteps"]):
             # a preset's replay (1e6 for MuJoCo) never fills in a shorter run: hold only what the run can collect
             config = config.replace({"memory.memory_size": config["run.timesteps"]})
         experiment = config["cfg.experiment"]
