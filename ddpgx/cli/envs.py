@@ -41,10 +41,12 @@ def make_env(env_id: str, num_envs: int = 1, *, vector_mode: str = "sync", kwarg
     if vector_mode not in ("sync", "async"):
         raise ValueError(f"vector_mode={vector_mode!r} is invalid: expected 'sync' or 'async'")
     make_single(env_id, kwargs).close()  # the one-line errors of a bad id or missing packages, before any worker
+    vector_kwargs = {"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP}
+    if vector_mode == "async":  # workers started fresh: forking a process that runs JAX's threads can deadlock
+        vector_kwargs["context"] = "spawn"
     try:
         env = gymnasium.make_vec(env_id, num_envs=num_envs, vectorization_mode=vector_mode,
-                                 vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
-                                 **dict(kwargs or {}))
+                                 vector_kwargs=vector_kwargs, **dict(kwargs or {}))
     except (gymnasium.error.Error, ImportError, TypeError, AttributeError) as error:
         raise _error(env_id, error) from error
     return wrap_env(env)
