@@ -45,12 +45,13 @@ def test_ddpgx_help_is_fast():
 
 
 def _arguments_without_help(path: str) -> list[str]:
-    tree = ast.parse(open(path).read())
+    with open(path) as file:
+        tree = ast.parse(file.read())
     missing = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument":
-            if not any(k.arg == "help" for k in node.keywords):
-                missing.append(f"{os.path.basename(path)}:{node.lineno}")
+        if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument"
+                and not any(k.arg == "help" for k in node.keywords)):
+            missing.append(f"{os.path.basename(path)}:{node.lineno}")
     return missing
 
 
