@@ -194,7 +194,8 @@ def child(run_dir: str, timesteps: int, memory_size: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("jax", "torch", "both"), default="both")
+    parser.add_argument("--backend", choices=("jax", "torch", "both"), default="both",
+                        help="which agents to drill (default both)")
     parser.add_argument("--kills", type=int, default=20, help="kills per backend (half of them aimed at a write)")
     parser.add_argument("--timesteps", type=int, default=100_000, help="the target of each training run")
     parser.add_argument("--memory-size", type=int, default=100_000,

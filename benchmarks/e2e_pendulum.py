@@ -320,10 +320,12 @@ def summarise(results: list[dict[str, Any]], libraries: list[str], seeds: list[i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--timesteps", type=int, default=15_000)
-    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES,
+                        help="libraries to run; those not installed are skipped (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
+    parser.add_argument("--timesteps", type=int, default=15_000, help="timesteps per run (default 15000)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="noiseless evaluation episodes after "
+                        "training (default 10)")
     parser.add_argument("--markdown", help="append the results as a section of this Markdown file")
     parser.add_argument("--torch-threads", type=int, help="torch intra-op threads of the torch runs (ddpgx_torch and "
                         "skrl-torch alike; default: torch's)")
@@ -347,6 +349,9 @@ def main() -> None:
                      "ddpgx_torch skrl-torch")
     libraries = [lib for lib in args.libraries if installed(lib)]
     skipped = sorted(set(args.libraries) - set(libraries))
+    if not libraries:
+        parser.error(f"none of the libraries asked for is installed: {', '.join(skipped)} (skrl: pip install "
+                     "'.[bench]', ddpgx_torch: pip install '.[torch]')")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"libraries {libraries}" + (f" (not installed: {skipped})" if skipped else ""), flush=True)
     results = compare(libraries, args.seeds, args.timesteps, args.eval_episodes, args.torch_threads,

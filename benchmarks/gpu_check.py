@@ -122,7 +122,7 @@ def jax_against_cpu() -> tuple[bool, str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--device", default="cuda", help="torch device to check against the CPU (default cuda)")
     parser.add_argument("--markdown", help="append the report to this file")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():

@@ -277,10 +277,10 @@ def _row(name: str, r: dict[str, Any], ratio: Optional[float]) -> str:
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--timesteps", type=int, default=15_000)
+    parser.add_argument("--timesteps", type=int, default=15_000, help="timesteps of each run (default 15000)")
     parser.add_argument("--seeds", type=int, default=8, help="vmapped ddpgx seeds (0: skip)")
-    parser.add_argument("--skip-rejax", action="store_true")
-    parser.add_argument("--skip-skrl", action="store_true")
+    parser.add_argument("--skip-rejax", action="store_true", help="leave rejax out")
+    parser.add_argument("--skip-skrl", action="store_true", help="leave skrl JAX out")
     parser.add_argument("--skip-logging", action="store_true", help="skip the run with host callbacks")
     parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved rounds of the compiled programs (ddpgx, rejax); medians are reported "

@@ -106,13 +106,15 @@ def _run_child(mode: str, n: int, args: argparse.Namespace) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", nargs="+", type=int, default=[1, 2, 4, 8])
-    parser.add_argument("--global-batch", type=int, default=1024)
-    parser.add_argument("--per-device-batch", type=int, default=128)
-    parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--devices", nargs="+", type=int, default=[1, 2, 4, 8],
+                        help="device counts to time (default 1 2 4 8)")
+    parser.add_argument("--global-batch", type=int, default=1024, help="batch split over the devices (default 1024)")
+    parser.add_argument("--per-device-batch", type=int, default=128,
+                        help="batch per device in the weak-scaling runs (default 128)")
+    parser.add_argument("--calls", type=int, default=20, help="updates per timed block (default 20)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default 7)")
     parser.add_argument("--real-devices", action="store_true", help="use the machine's devices, not forced CPUs")
-    parser.add_argument("--markdown")
+    parser.add_argument("--markdown", help="append the report to this file")
     parser.add_argument("--child", choices=["overhead", "global", "per-device"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()

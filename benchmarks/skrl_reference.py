@@ -475,8 +475,20 @@ def _param_vectors(agent: Any, backend: str) -> dict[str, np.ndarray]:
     return {name: flat(getattr(agent, name)) for name in ("policy", "critic", "target_policy", "target_critic")}
 
 
-def _main() -> None:
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
     import time
+
+    parser = argparse.ArgumentParser(
+        description="Time skrl 2.x's own DDPG update() (JAX and torch, whichever is installed) on the Pendulum-sized "
+                    "configuration of this module's docstring; prints a median time per update and whether the first "
+                    "update changed every network.")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256], help="batch sizes (default 64 256)")
+    parser.add_argument("--calls", type=int, default=50, help="timed updates per batch size (default 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed updates first (default 5)")
+    args = parser.parse_args(argv)
+    if args.calls < 1 or args.warmup < 1:
+        parser.error("--calls and --warmup must be >= 1")
 
     backends = available_backends()
     if not backends:
@@ -494,8 +506,8 @@ def _main() -> None:
 
     print(f"skrl {skrl.__version__}")
 
-    warmup, calls = 5, 50
-    for batch_size in (64, 256):
+    warmup, calls = args.warmup, args.calls
+    for batch_size in args.batch_sizes:
         for backend in backends:
             update = make_skrl_update(backend, batch_size=batch_size)
             before = _param_vectors(update.agent, backend)

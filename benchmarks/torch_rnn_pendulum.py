@@ -156,13 +156,15 @@ def run(cell: str, seed: int, timesteps: int, hidden: int, sequence_length: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--timesteps", type=int, default=10_000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--cells", nargs="+", default=["lstm", "gru", "ff"])
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--sequence-length", type=int, default=16)
-    parser.add_argument("--learning-starts", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--timesteps", type=int, default=10_000, help="timesteps per run (default 10000)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds to run (default 0)")
+    parser.add_argument("--cells", nargs="+", default=["lstm", "gru", "ff"],
+                        help="agents: lstm, gru, rnn, ff (feed-forward), skrl-lstm (default lstm gru ff)")
+    parser.add_argument("--hidden", type=int, default=64, help="recurrent hidden size (default 64)")
+    parser.add_argument("--sequence-length", type=int, default=16, help="sampled sequence length (default 16)")
+    parser.add_argument("--learning-starts", type=int, default=1000,
+                        help="timesteps before the first update (default 1000)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args}")

@@ -98,14 +98,15 @@ def make_ddpgx_torch(batch_size: int, fill: int, mixed_precision=False, rnn: boo
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--calls", type=int, default=10)
-    parser.add_argument("--fill", type=int, default=100_000)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024],
+                        help="batch sizes to time (default 64 256 1024)")
+    parser.add_argument("--repeats", type=int, default=20, help="interleaved timed blocks (default 20)")
+    parser.add_argument("--calls", type=int, default=10, help="updates per timed block (default 10)")
+    parser.add_argument("--fill", type=int, default=100_000, help="transitions in the replay memories (default 100000)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--rnn", action="store_true", help="add the recurrent (LSTM) contender")
     parser.add_argument("--device", default="cpu", help="torch device of every contender (e.g. cuda)")
-    parser.add_argument("--skip-skrl", action="store_true")
+    parser.add_argument("--skip-skrl", action="store_true", help="time ddpgx_torch only")
     parser.add_argument("--markdown", default=None, help="append the report to this file")
     args = parser.parse_args(argv)
     if args.threads:

@@ -410,7 +410,8 @@ def _sampling_note(fill: int, backends: tuple[str, ...]) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 256, 1024],
+                        help="batch sizes to time (default 64 256 1024)")
     parser.add_argument("--repeats", type=int, default=30, help="interleaved repetitions (default 30)")
     parser.add_argument("--calls", type=int, default=10, help="calls per timed block (default 10)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls per contender first (default 5)")

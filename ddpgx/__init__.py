@@ -87,6 +87,15 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
+
+def load_policy(path: str):
+    """The deterministic policy of a ``ddpgx train`` run (a run directory or one of its checkpoints) as a function
+    from an observation (or a batch) to an action; see :func:`ddpgx.cli.policy.load_policy`."""
+    from ddpgx.cli.policy import load_policy as _load_policy  # the application layer, imported on first use
+
+    return _load_policy(path)
+
+
 __all__ = [
     "DDPG",
     "DDPG_CFG",
@@ -106,6 +115,7 @@ __all__ = [
     "init",
     "jitted",
     "logger",
+    "load_policy",
     "losses",
     "make_train",
     "networks",

@@ -363,7 +363,8 @@ class DDPG:
 
     def act(self, observations: Any, states: Any = None, *, timestep: int, timesteps: int) -> tuple[jax.Array, dict]:
         """Actions for ``[num_envs, ...]`` observations: exploring in training mode (uniform for
-        ``random_timesteps``, then policy plus scheduled noise), the deterministic policy otherwise."""
+        ``random_timesteps``, then policy plus scheduled noise), the deterministic policy otherwise. One observation
+        without the batch axis gives one action without it."""
         _check_timesteps(timestep, timesteps)
         prefetch, self._prefetch = self._prefetch, None
         # The action precomputed in post_interaction is for the observations recorded then (an owned copy): it
@@ -375,6 +376,11 @@ class DDPG:
             core.check_numeric(observations, "observations")
             ts = self.train_state
             num_envs = spaces.batch_shape(ts.spec.observation, observations, "observations")
+            if num_envs == ():  # one observation without a batch axis: one action without it
+                batched = jax.tree.map(lambda x: np.asarray(x)[None], observations)
+                states = None if states is None else jax.tree.map(lambda x: np.asarray(x)[None], states)
+                actions, info = self.act(batched, states, timestep=timestep, timesteps=timesteps)
+                return actions[0], info
             if len(num_envs) == 1 and ts.noise_state.shape[0] != num_envs[0]:
                 ts = ts.replace(noise_state=noise_lib.init_state(num_envs[0], ts.spec.action.size))
                 self._episode_starts = np.ones(num_envs[0], bool)

@@ -22,7 +22,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -74,10 +74,14 @@ class SequentialTrainer:
       agents: the agent, or a list holding exactly one agent.
       scopes: accepted for skrl compatibility; simultaneous agents are not supported.
       cfg: a :class:`SequentialTrainerCfg` or a dict of its fields.
+      callback: (ddpgx) called after every timestep as ``callback(timestep, returns)``, ``timestep`` the number of
+        timesteps done and ``returns`` the returns of the episodes that ended in it; a true result stops the run
+        there (the summary's ``stopped_at`` is that timestep, else None).
     """
 
     def __init__(self, *, env: Any, agents: Any, scopes: list[int] | None = None,
-                 cfg: SequentialTrainerCfg | Mapping = {}) -> None:  # noqa: B006 -- skrl's signature; never mutated
+                 cfg: SequentialTrainerCfg | Mapping = {},  # noqa: B006 -- skrl's signature; never mutated
+                 callback: Callable[[int, list[float]], Any] | None = None) -> None:
         self.cfg = make_cfg(cfg if isinstance(cfg, SequentialTrainerCfg) else dict(cfg), SequentialTrainerCfg,
                             "trainer cfg")
         if isinstance(agents, (list, tuple)):
@@ -88,6 +92,7 @@ class SequentialTrainer:
         self.agents = agents
         self.scopes = [(0, self.env.num_envs)]
         self.summary: dict[str, Any] = {}
+        self.callback = callback
         self.agents.init(trainer_cfg=dataclasses.asdict(self.cfg))
         if self.cfg.close_environment_at_exit:
             atexit.register(self.env.close)
@@ -122,6 +127,8 @@ class SequentialTrainer:
         first = self.cfg.initial_timestep
         progress = _progress(timesteps, self.cfg.disable_progressbar, first)
         start = time.perf_counter()
+        stopped_at = None
+        done_steps = timesteps
         try:
             for timestep in range(first, timesteps):
                 agent.pre_interaction(timestep=timestep, timesteps=timesteps)
@@ -149,22 +156,28 @@ class SequentialTrainer:
                 observations, states = next_observations, next_states
                 running += rewards.reshape(-1)
                 done = np.logical_or(terminated, truncated).reshape(-1)
+                ended: list[float] = []
                 if done.any():
-                    returns.extend(running[done].tolist())
+                    ended = running[done].tolist()
+                    returns.extend(ended)
                     ends.extend([timestep + 1] * int(done.sum()))
                     running[done] = 0.0
                     if progress is not None:
                         progress.set_postfix_str(f"return(last 10) {np.mean(returns[-10:]):.1f}", refresh=False)
                 if progress is not None:
                     progress.update(1)
+                if self.callback is not None and self.callback(timestep + 1, ended):
+                    stopped_at = done_steps = timestep + 1
+                    break
             if hasattr(agent, "block_until_ready"):
                 agent.block_until_ready()
         finally:
             if progress is not None:
                 progress.close()
         seconds = time.perf_counter() - start
-        self.summary = {"seconds": seconds, "env_steps_per_second": (timesteps - first) * env.num_envs / seconds,
-                        "episode_returns": returns, "episode_end_timesteps": ends, "training": training}
+        self.summary = {"seconds": seconds, "env_steps_per_second": (done_steps - first) * env.num_envs / seconds,
+                        "episode_returns": returns, "episode_end_timesteps": ends, "training": training,
+                        "stopped_at": stopped_at}
         return self.summary
 
 

@@ -263,6 +263,14 @@ class DDPG:
         random actions before ``random_timesteps``), clipped to the action bounds."""
         if not isinstance(observations, torch.Tensor):
             check_numeric(observations, "observations")
+        if _single(self.observation_space, observations):  # one observation without a batch axis: one action
+            batch = lambda x: x.unsqueeze(0) if isinstance(x, torch.Tensor) else np.asarray(x)[None]  # noqa: E731
+            observations = {k: batch(v) for k, v in observations.items()} if isinstance(observations, dict) \
+                else batch(observations)
+            if states is not None:
+                states = {k: batch(v) for k, v in states.items()} if isinstance(states, dict) else batch(states)
+            actions, info = self.act(observations, states, timestep=timestep, timesteps=timesteps)
+            return actions[0], info
         ts = self.train_state
         n = _batch_size(observations)
         if ts.noise_state.shape[0] != n:  # the number of environments is known from the first observations
@@ -518,6 +526,15 @@ class DDPG:
 #: skrl's documented name for the recurrent variant: the same class (the recurrent core turns on from the policy's
 #: ``get_specification()``).
 DDPG_RNN = DDPG
+
+
+def _single(space: Any, observations: Any) -> bool:
+    """Whether ``observations`` is one observation of ``space`` without a batch axis."""
+    if isinstance(space, gymnasium.spaces.Dict) and isinstance(observations, dict):
+        key = next(iter(space.spaces))
+        return _single(space.spaces[key], observations[key])
+    shape = getattr(space, "shape", None)
+    return shape is not None and len(np.shape(observations)) == len(shape)
 
 
 def _batch_size(observations: Any) -> int:

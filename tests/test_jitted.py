@@ -72,8 +72,8 @@ def test_jitted_loop_and_facade_both_solve_pendulum(tmp_path):
     assert summary["eval_return"] >= -200, summary["eval_returns"]  # ... the trained one does (gymnax's Pendulum)
 
     # The facade path: the main job (ddpgx.DDPG and its SequentialTrainer on gymnasium's Pendulum-v1).
-    result = runner.train(runner.RunSettings(timesteps=steps, seed=0, directory=str(tmp_path), eval_episodes=10),
-                          progress=False, log=lambda *args: None)
+    result = runner.train(runner.plan({"run.timesteps": steps, "run.seed": 0, "cfg.experiment.directory": str(tmp_path),
+                                       "evaluation.episodes": 10}), progress=False, log=lambda *args: None)
     assert result["eval_mean"] >= -200, result["eval_returns"]
     ts_facade = result["agent"].train_state
 

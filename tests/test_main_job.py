@@ -83,7 +83,7 @@ def test_main_job_trains_resumes_and_evaluates(tmp_path, capsys):
     # --resume continues from the newest checkpoint to the new number of timesteps.
     assert cli.main(["train", "--timesteps", "500", "--resume", str(run), "--eval-episodes", "1",
                      "--no-progress"]) == 0
-    assert f"resuming from {run / 'checkpoints' / 'agent_400'} at timestep 400" in capsys.readouterr().out
+    assert f"from {run / 'checkpoints' / 'agent_400'} at timestep 400 (target 500)" in capsys.readouterr().out
     assert "agent_500" in os.listdir(run / "checkpoints")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["start_timestep"] == 400 and summary["episode_end_timesteps"][:2] == [200, 400]
@@ -104,8 +104,8 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
         cli.main(["train", "--timesteps", "ten"])
     with pytest.raises(SystemExit):
         cli.main(["train", "--write-interval", "often"])
-    with pytest.raises(ValueError, match="write_interval='often' is invalid"):
-        runner.RunSettings(write_interval="often")
+    with pytest.raises(ValueError, match="cfg.experiment.write_interval='often' is invalid"):
+        runner.plan({"cfg.experiment.write_interval": "often"})
 
 
 def test_main_job_on_gymnax_runs_as_one_program_and_evaluates(tmp_path, capsys):

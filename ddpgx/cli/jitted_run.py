@@ -8,7 +8,6 @@ gymnasium job (:func:`ddpgx.cli.runner.train`): a checkpoint, ``learning_curve.p
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
 import sys
@@ -178,36 +177,50 @@ def train_gymnax(
     }
 
 
-def train_jitted(settings: runner.RunSettings, *, progress: bool | None = None, log: Any = print) -> dict[str, Any]:
-    """The main job on a gymnax environment (``settings.env_id`` ``"gymnax:<id>"``): the whole run as one compiled
-    program (:func:`train_gymnax`) with skrl's example settings, then the same outputs as
-    :func:`ddpgx.cli.runner.train`: TensorBoard logs, a checkpoint of the final train state, ``learning_curve.png`` and
-    ``summary.json`` (resuming is not supported on this path)."""
-    name = settings.experiment_name or f"{datetime.datetime.now():%y-%m-%d_%H-%M-%S-%f}_DDPG_jitted"
-    run_dir = os.path.abspath(os.path.join(settings.directory, name))
-    os.makedirs(run_dir, exist_ok=True)
-    ts, summary = train_gymnax(settings.env_id, timesteps=settings.timesteps, num_envs=settings.num_envs,
-                               seed=settings.seed, memory_size=settings.memory_size,
-                               eval_episodes=max(settings.eval_episodes, 1), logdir=run_dir,
-                               progress=progress is not False)
-    runner._write_json(os.path.join(run_dir, "run.json"), dataclasses.asdict(settings))
-    checkpoints.save(os.path.join(run_dir, "checkpoints", f"agent_{settings.timesteps}"),
-                     {"train_state": checkpoints.train_state_tree(ts)}, {"timestep": settings.timesteps})
+def train_jitted(run: runner.RunPlan, *, progress: bool | None = None, log: Any = print) -> dict[str, Any]:
+    """The main job on a gymnax environment (``env.id`` ``"gymnax:<id>"``): the whole run as one compiled program
+    (:func:`train_gymnax`) with the ``cfg`` section as the algorithm's configuration (and its
+    ``learning_starts``), the default 400-300 networks, ``memory.memory_size``, and an evaluation of
+    ``evaluation.episodes`` episodes every ``evaluation.interval`` timesteps (every 1,000 when 0: the program's
+    logging interval); then the same outputs as :func:`train`: TensorBoard logs, a checkpoint of the final train
+    state, ``episodes.csv``, ``learning_curve.png`` and ``summary.json`` (resuming is not supported on this
+    path)."""
+    config = run.config
+    if run.checkpoint is not None:
+        raise ValueError("--resume is not supported for gymnax environments (one compiled program)")
+    if config["run.backend"] != "jax":
+        raise ValueError("gymnax environments run on the JAX backend only (run.backend='jax')")
+    for key in ("networks.policy_hidden_sizes", "networks.critic_hidden_sizes"):
+        if config[key] != [400, 300]:
+            raise ValueError(f"{key}={config[key]!r} is not supported on gymnax environments: the compiled program "
+                             "uses the default 400-300 networks")
+    cfg = runner.config_lib.build_ddpg_cfg(config["cfg"], "jax")
+    os.makedirs(run.run_dir, exist_ok=True)
+    runner._write_run_file(run, [{"start": 0, "target": config["run.timesteps"],
+                           "started": datetime.datetime.now().isoformat(timespec="seconds")}])
+    timesteps = config["run.timesteps"]
+    interval = config["evaluation.interval"] or min(1_000, timesteps)
+    ts, summary = train_gymnax(config["env.id"], timesteps=timesteps, num_envs=config["env.num_envs"],
+                                      seed=config["run.seed"], config=agent.core_config(cfg),
+                                      learning_starts=cfg.learning_starts, memory_size=config["memory.memory_size"],
+                                      eval_interval=interval, eval_episodes=max(config["evaluation.episodes"], 1),
+                                      logdir=run.run_dir, progress=progress is not False)
+    checkpoints.save(os.path.join(run.run_dir, "checkpoints", f"agent_{timesteps}"),
+                     {"train_state": checkpoints.train_state_tree(ts)}, {"timestep": timesteps})
     metrics = summary["metrics"]
     ended = metrics["episode_count"] > 0
-    result = {"experiment_dir": run_dir, "train_seconds": summary["train_seconds"],
-              "compile_seconds": summary["compile_seconds"], "env_steps_per_second": summary["env_steps_per_second"],
-              "episode_returns": summary["episode_returns"],
-              "episode_end_timesteps": metrics["timestep"][ended].astype(int).tolist(), "start_timestep": 0}
-    if settings.eval_episodes:
+    log_file = runner.EpisodeLog(run.run_dir, None)
+    for t, r in zip(metrics["timestep"][ended].astype(int).tolist(), summary["episode_returns"], strict=False):
+        log_file.add(t, "train", float(r))  # per interval: the mean return of the episodes that ended in it
+    if config["evaluation.interval"] and config["evaluation.episodes"]:
+        for t, returns in zip(metrics["timestep"].astype(int).tolist(), metrics["eval_returns"], strict=True):
+            log_file.add(t, "eval", float(np.mean(returns)), float(np.std(returns)))
+    log_file.close()
+    result = {"experiment_dir": run.run_dir, "env_id": config["env.id"], "backend": "jax", "preset": run.preset,
+              "train_seconds": summary["train_seconds"], "compile_seconds": summary["compile_seconds"],
+              "env_steps_per_second": summary["env_steps_per_second"], "start_timestep": 0,
+              "end_timestep": timesteps, "target_timesteps": timesteps, "interrupted": None}
+    if config["evaluation.episodes"]:
         returns = [float(r) for r in summary["eval_returns"]]
         result.update(eval_returns=returns, eval_mean=float(np.mean(returns)), eval_std=float(np.std(returns)))
-    result["learning_curve"] = runner.plot_learning_curve(
-        os.path.join(run_dir, "learning_curve.png"), result["episode_end_timesteps"], result["episode_returns"],
-        title=f"DDPG on {settings.env_id}, one compiled program (seed {settings.seed})",
-        eval_return=result.get("eval_mean"))
-    runner._write_json(os.path.join(run_dir, "summary.json"), result)
-    return result
-
-
-__all__ = ["ProgressLogger", "pendulum_config", "train_gymnax", "train_jitted"]
+    return runner._summary(run, result)

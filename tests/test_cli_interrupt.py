@@ -1,0 +1,84 @@
+"""``ddpgx train`` stopped by real signals: SIGINT/SIGTERM end the run cleanly (checkpoint, summary, exit 130/143),
+SIGKILL loses no episode already logged, and a resumed run's log and summary hold every episode since the start."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+TINY = ["--set", "networks.policy_hidden_sizes=[16]", "--set", "networks.critic_hidden_sizes=[16]",
+        "--memory-size", "5000", "--write-interval", "0", "--checkpoint-interval", "0", "--eval-episodes", "1",
+        "--no-progress"]
+
+
+def _train_rows(run) -> list[dict]:
+    path = run / "episodes.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return [row for row in csv.DictReader(file) if row["kind"] == "train" and row["std"] == ""]
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "ddpgx", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_episodes(process: subprocess.Popen, run, count: int, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_train_rows(run)) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run logged too few episodes in time"
+        time.sleep(0.2)
+
+
+def test_sigint_and_sigterm_stop_cleanly_and_resume_keeps_every_episode(tmp_path):
+    run = tmp_path / "run"
+    process = _start(["--timesteps", "100000", "--directory", str(tmp_path), "--experiment-name", "run", *TINY])
+    _wait_for_episodes(process, run, 2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=240)
+    assert process.returncode == 130, (out, err)
+    assert "Traceback" not in err and f"resume with: ddpgx train --resume {run}" in err
+    summary = json.loads((run / "summary.json").read_text())
+    stopped = summary["end_timestep"]
+    assert summary["interrupted"] == signal.SIGINT and 400 <= stopped < 100_000
+    assert os.listdir(run / "checkpoints") == [f"agent_{stopped}"]  # the checkpoint of the interruption
+    first = _train_rows(run)
+    assert summary["episode_returns"] == [float(r["return"]) for r in first]
+    assert "eval_mean" not in summary  # stopped: no final evaluation
+
+    # resumed without --timesteps: the run's own target (100,000) and environment; stopped by SIGTERM this time
+    process = _start(["--resume", str(run), "--no-progress"])
+    _wait_for_episodes(process, run, len(first) + 2)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=240)
+    assert process.returncode == 143, (out, err)
+    assert f"resuming at timestep {stopped}: DDPG (jax) on Pendulum-v1 to 100000 timesteps" in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["start_timestep"] == stopped and summary["interrupted"] == signal.SIGTERM
+    rows = _train_rows(run)
+    returns = summary["episode_returns"]
+    assert len(returns) == len(rows) >= len(first) + 2
+    assert returns[:len(first)] == [float(r["return"]) for r in first]  # nothing before the first stop was lost
+    ends = summary["episode_end_timesteps"]
+    assert ends == sorted(ends) and len(set(ends)) == len(ends) and ends[0] == 200
+    segments = json.loads((run / "run.json").read_text())["segments"]
+    assert [s["start"] for s in segments] == [0, stopped] and {s["target"] for s in segments} == {100_000}
+
+
+def test_sigkill_keeps_the_episodes_logged_so_far(tmp_path):
+    run = tmp_path / "run"
+    process = _start(["--timesteps", "100000", "--directory", str(tmp_path), "--experiment-name", "run", *TINY])
+    _wait_for_episodes(process, run, 2)
+    process.kill()
+    process.communicate(timeout=60)
+    rows = _train_rows(run)
+    assert len(rows) >= 2 and [int(r["timestep"]) for r in rows[:2]] == [200, 400]
+    assert all(float(r["return"]) < 0 for r in rows)  # Pendulum's rewards are negative: real returns, not blanks
