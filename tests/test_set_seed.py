@@ -23,11 +23,11 @@ def _restore_global_state(monkeypatch):
         monkeypatch.setenv(name, "")
     flags = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
              torch.are_deterministic_algorithms_enabled())
-    jax_seed = ddpgx.models._SEED[0]
+    jax_seed = ddpgx.settings.config.jax.key
     yield
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = flags[:2]
     torch.use_deterministic_algorithms(flags[2])
-    ddpgx.models._SEED[0] = jax_seed
+    ddpgx.settings.config.jax.key = jax_seed
 
 
 def _draws():

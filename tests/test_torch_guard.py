@@ -19,7 +19,8 @@ torch.set_num_threads(1)  # 2 shared cores
 from torch import nn  # noqa: E402
 
 import ddpgx_torch  # noqa: E402
-from ddpgx_torch import core, losses  # noqa: E402
+from ddpgx_torch.core import ddpg as core  # noqa: E402
+from ddpgx_torch.core import losses  # noqa: E402
 
 OBS = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
 ACT = gymnasium.spaces.Box(-2, 2, (1,), np.float32)

@@ -17,7 +17,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 import ddpgx_torch  # noqa: E402
-from ddpgx_torch import core  # noqa: E402
+from ddpgx_torch.core import ddpg as core  # noqa: E402
 from ddpgx_torch.core import traced  # noqa: E402
 from ddpgx_torch.models import DeterministicMixin, Model  # noqa: E402
 
