@@ -490,6 +490,10 @@ def test_random_memory_methods_follow_skrl(tmp_path):
     assert len(memory) == 8
     np.testing.assert_array_equal(np.asarray(memory.get_tensor_by_name("rewards"))[..., 0],
                                   [[4, 4], [5, 5], [2, 2], [3, 3]])
+    memory.set_tensor_by_name("rewards", np.arange(8, dtype=np.float32).reshape(4, 2, 1))
+    np.testing.assert_array_equal(np.asarray(memory.sample_by_index(["rewards"], indexes=[5])[0][0]), [[5.0]])
+    with pytest.raises(KeyError, match="no tensor 'nope'"):
+        memory.set_tensor_by_name("nope", np.zeros(8))
     with pytest.raises(ValueError, match="missing \\['rewards'\\]"):
         memory.add_samples(observations=np.zeros((2, 3)))
 
