@@ -727,7 +727,14 @@ def _run_steps(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[str,
     if steps == 1:
         return ts, _gradient_step(ts, Transition(*(_index(x, 0) for x in batch)))
     all_metrics = [_gradient_step(ts, Transition(*(_index(x, i) for x in batch))) for i in range(steps)]
-    return ts, {name: torch.stack([m[name] for m in all_metrics]).mean() for name in all_metrics[0]}
+    return ts, {name: _reduce_over_steps(name, [m[name] for m in all_metrics]) for name in all_metrics[0]}
+
+
+def _reduce_over_steps(name: str, values: list[torch.Tensor]) -> torch.Tensor:
+    """A metric over gradient steps, as ``ddpgx.core`` reduces it: ``*_min`` the minimum, ``*_max`` the maximum, the
+    rest the mean."""
+    stacked = torch.stack(values)
+    return stacked.min() if name.endswith("_min") else stacked.max() if name.endswith("_max") else stacked.mean()
 
 
 def _index(x: Any, i: int) -> Any:
@@ -779,4 +786,4 @@ def update_from_replay(
         metrics_list.append(_gradient_step(train_state, batch))
     if len(metrics_list) == 1:
         return train_state, metrics_list[0]
-    return train_state, {k: torch.stack([m[k] for m in metrics_list]).mean() for k in metrics_list[0]}
+    return train_state, {k: _reduce_over_steps(k, [m[k] for m in metrics_list]) for k in metrics_list[0]}
