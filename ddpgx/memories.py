@@ -9,9 +9,9 @@ the agent adds to it inside its jitted update call, so there is one buffer on th
 
 On its own it has skrl 2.x's methods: ``create_tensor(name, size=..., dtype=...)``, ``add_samples(**tensors)``,
 ``sample(names, batch_size=...)``, ``sample_by_index(names, indexes=...)``, ``sample_all``, ``get_tensor_by_name``,
-``reset``, ``save`` and ``load`` (NumPy ``.npz`` files; skrl's JAX memory raises ``NotImplementedError`` there), with
-skrl's default ``replacement=False``. Sampling draws its indexes with :func:`ddpgx.core.replay.sample` itself (the same
-code the agent samples with), from the memory's own PRNG key.
+``set_tensor_by_name``, ``reset``, ``save`` and ``load`` (NumPy ``.npz`` files; skrl's JAX memory raises
+``NotImplementedError`` there), with skrl's default ``replacement=False``. Sampling draws its indexes with
+:func:`ddpgx.core.replay.sample` itself (the same code the agent samples with), from the memory's own PRNG key.
 """
 
 from __future__ import annotations
@@ -102,6 +102,24 @@ class RandomMemory:
             raise KeyError(f"the memory has no tensor {name!r}; it holds {sorted(tensors)}")
         tensor = tensors[name]
         return tensor.reshape((self.memory_size, self.num_envs) + tensor.shape[1:])
+
+    def set_tensor_by_name(self, name: str, tensor: Any) -> None:
+        """Replaces a stored tensor's values with ``tensor`` (``[memory_size, num_envs, ...]``, as
+        :meth:`get_tensor_by_name` gives it); ``KeyError`` for an unknown name."""
+        stored = self._tensors()
+        if name not in stored:
+            raise KeyError(f"the memory has no tensor {name!r}; it holds {sorted(stored)}")
+        value = jnp.asarray(tensor, stored[name].dtype)
+        if value.size != stored[name].size:
+            raise ValueError(f"tensor {name!r} has {stored[name].size} values "
+                             f"({(self.memory_size, self.num_envs) + stored[name].shape[1:]}); got shape {value.shape}")
+        value = value.reshape(stored[name].shape)
+        data = self.state.data
+        data = data._replace(**{name: value}) if isinstance(data, Transition) else {**data, name: value}
+        self.state = self.state.replace(data=data)
+
+    def share_memory(self) -> None:
+        """Nothing to do (skrl's JAX memory does nothing either): kept for skrl's method surface."""
 
     def create_tensor(self, name: str, *, size: Any, dtype: Any = None, keep_dimensions: bool = False) -> bool:
         """Declares a tensor of ``size`` values per environment and step (an int, a shape with ``keep_dimensions``,

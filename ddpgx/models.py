@@ -351,9 +351,10 @@ class PolicyAdapter:
 class CriticAdapter:
     """A skrl-style critic as the core's ``(inputs, actions) -> q`` network (same parameters).
 
-    Without a state space ``inputs`` are the observations. With one (``observation_size`` > 0 given), the core
-    passes the observations and states concatenated (``observations_and_states``) and the model receives them
-    apart, as skrl 2.x's agents give them: ``{"observations": ..., "states": ..., "taken_actions": ...}``.
+    Without a state space ``inputs`` are the observations. With one (``with_states``) and ``observation_size`` > 0,
+    the core passes the observations and states concatenated (``observations_and_states``) and the model receives
+    them apart, as skrl 2.x's agents give them: ``{"observations": ..., "states": ..., "taken_actions": ...}``
+    (with ``observation_size`` 0, the states alone).
     """
 
     model: Any
@@ -363,12 +364,14 @@ class CriticAdapter:
 
     @property
     def observations_and_states(self) -> bool:
-        return self.with_states
+        return self.with_states and self.observation_size > 0
 
     def _inputs(self, x: jax.Array, actions: jax.Array) -> dict[str, Any]:
-        if self.with_states:
+        if self.observations_and_states:
             n = self.observation_size
             return {"observations": x[..., :n], "states": x[..., n:], "taken_actions": actions}
+        if self.with_states:  # without observation_size: the states alone (the core's default critic input)
+            return {"observations": None, "states": x, "taken_actions": actions}
         return {"observations": x, "states": None, "taken_actions": actions}
 
     def init(self, key: jax.Array, x: jax.Array, actions: jax.Array) -> Any:

@@ -490,6 +490,10 @@ def test_random_memory_methods_follow_skrl(tmp_path):
     assert len(memory) == 8
     np.testing.assert_array_equal(np.asarray(memory.get_tensor_by_name("rewards"))[..., 0],
                                   [[4, 4], [5, 5], [2, 2], [3, 3]])
+    memory.set_tensor_by_name("rewards", np.arange(8, dtype=np.float32).reshape(4, 2, 1))
+    np.testing.assert_array_equal(np.asarray(memory.sample_by_index(["rewards"], indexes=[5])[0][0]), [[5.0]])
+    with pytest.raises(KeyError, match="no tensor 'nope'"):
+        memory.set_tensor_by_name("nope", np.zeros(8))
     with pytest.raises(ValueError, match="missing \\['rewards'\\]"):
         memory.add_samples(observations=np.zeros((2, 3)))
 
@@ -558,3 +562,16 @@ def test_close_environment_at_exit(tmp_path):
         subprocess.run([sys.executable, "-c", script.replace("{close}", str(close))], check=True,
                        env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=120)
         assert (marker.read_text() if marker.exists() else None) == expected
+
+
+def test_critic_adapter_inputs():
+    from ddpgx.models import CriticAdapter
+
+    x, a = jnp.arange(8.0).reshape(1, 8), jnp.zeros((1, 1))
+    both = CriticAdapter(None, True, "critic", 3)._inputs(x, a)  # observations (3) and states (5), as skrl 2.x
+    assert both["observations"].shape == (1, 3) and both["states"].shape == (1, 5)
+    np.testing.assert_array_equal(np.asarray(both["states"])[0], [3, 4, 5, 6, 7])
+    states_only = CriticAdapter(None, True)._inputs(x, a)
+    assert states_only["observations"] is None and states_only["states"] is x
+    assert not CriticAdapter(None, True).observations_and_states and CriticAdapter(None, True, observation_size=3
+                                                                                     ).observations_and_states
