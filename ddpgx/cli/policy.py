@@ -73,16 +73,16 @@ def find_policy_checkpoint(path: str) -> tuple[str, str]:
 
 
 def complete(checkpoint: str, backend: str) -> bool:
-    """Whether ``checkpoint`` is whole: a verified orbax checkpoint, or a ``.pt`` file that loads."""
+    """Whether ``checkpoint`` is whole: a verified orbax checkpoint, or a sealed ``.pt`` file
+    (:func:`ddpgx_torch.checkpoints.verify`)."""
     if backend == "torch":
-        if not os.path.isfile(checkpoint):
-            return False
-        import torch
+        from ddpgx_torch import checkpoints as torch_checkpoints
 
         try:
-            return isinstance(torch.load(checkpoint, map_location="cpu", weights_only=False), dict)
-        except Exception:  # noqa: BLE001 -- a truncated file raises anything from pickle or zipfile
+            torch_checkpoints.verify(checkpoint)
+        except ValueError:
             return False
+        return True
     from ddpgx import checkpoints
 
     try:
@@ -261,7 +261,9 @@ def _torch_policy(checkpoint, observation_space, action_space, hidden, standardi
     from ddpgx_torch.core.spaces import input_layout
 
     layout = input_layout(observation_space)
-    modules = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    from ddpgx_torch import checkpoints as torch_checkpoints
+
+    modules = torch_checkpoints.load(checkpoint, map_location="cpu")  # verified, read as data only
     if not isinstance(modules, dict) or "policy" not in modules:
         raise ValueError(f"{checkpoint!r} is not a ddpgx_torch agent checkpoint (no 'policy')")
     policy = networks.DeterministicPolicy(layout.size, np.asarray(action_space.low).reshape(-1),

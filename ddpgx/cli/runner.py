@@ -156,9 +156,9 @@ def checkpoint_timestep(checkpoint: str, backend: str) -> int:
 
 def _holds_replay(checkpoint: str, backend: str) -> bool:
     if backend == "torch":
-        import torch
+        from ddpgx_torch import checkpoints as torch_checkpoints
 
-        return "memory" in torch.load(checkpoint, map_location="cpu", weights_only=False)
+        return "memory" in torch_checkpoints.load(checkpoint, map_location="cpu")
     from ddpgx import checkpoints
 
     return "memory" in checkpoints.metadata(checkpoint).get("items", ())
