@@ -186,10 +186,12 @@ def summarise(results: list[dict[str, Any]], libraries: list[str], seeds: list[i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--timesteps", type=int, default=15_000)
-    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES,
+                        help="which agents train the example (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds, one run each (default 0 1 2)")
+    parser.add_argument("--timesteps", type=int, default=15_000, help="training timesteps (default 15000)")
+    parser.add_argument("--eval-episodes", type=int, default=10,
+                        help="noiseless evaluation episodes after training (default 10)")
     parser.add_argument("--one", choices=LIBRARIES, help=argparse.SUPPRESS)  # a child process: one run, JSON out
     args = parser.parse_args()
     if args.one:

@@ -192,9 +192,10 @@ def _result(process: subprocess.Popen, library: str, seed: int) -> dict[str, Any
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--timesteps", type=int, default=15_000)
-    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds, one run each (default 0 1 2)")
+    parser.add_argument("--timesteps", type=int, default=15_000, help="training timesteps (default 15000)")
+    parser.add_argument("--eval-episodes", type=int, default=10,
+                        help="noiseless evaluation episodes after training (default 10)")
     parser.add_argument("--builtin", action="store_true", help="also a ddpgx_torch row with its built-in networks")
     parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads in every run (default: torch's)")
     parser.add_argument("--parallel", action="store_true", help="start every run at once (a shared, loaded machine: "
