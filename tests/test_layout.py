@@ -81,14 +81,23 @@ def layer(module: str) -> str:
     return "object"
 
 
+#: The one deliberate exception: the package's curated surface (``ddpgx/__init__.py``) offers the application's
+#: ``ddpgx.load_policy`` (the issue's name for it), imported only when called; nothing inside the layers imports up.
+SURFACE_EXCEPTIONS = {("ddpgx", "ddpgx.cli.policy")}
+
+
 def upward_edges(graph: dict[str, set[str]]) -> list[str]:
-    """Every import from a layer into a higher one, or from ``ddpgx`` into ``ddpgx_torch``."""
+    """Every import from a layer into a higher one, or from ``ddpgx``'s library layers into ``ddpgx_torch`` (the
+    application runs either backend: ``ddpgx train --backend torch``)."""
     bad = []
     for module, targets in sorted(graph.items()):
         for target in sorted(targets):
+            if (module, target) in SURFACE_EXCEPTIONS:
+                continue
             if LAYERS.index(layer(target)) > LAYERS.index(layer(module)):
                 bad.append(f"{module} ({layer(module)}) imports {target} ({layer(target)})")
-            elif module.split(".")[0] == "ddpgx" and target.split(".")[0] == "ddpgx_torch":
+            elif (module.split(".")[0] == "ddpgx" and layer(module) != "cli"
+                  and target.split(".")[0] == "ddpgx_torch"):
                 bad.append(f"{module} imports {target}: ddpgx must not depend on the torch backend")
     return bad
 
@@ -152,6 +161,7 @@ def test_every_module_says_what_it_holds():
      "ddpgx_torch.core.networks (core) imports ddpgx_torch.models (object)"),
     (("ddpgx.core.ddpg", "ddpgx"), "ddpgx.core.ddpg (core) imports ddpgx (object)"),
     (("ddpgx.agent", "ddpgx_torch.core.replay"), "ddpgx.agent imports ddpgx_torch.core.replay"),
+    (("ddpgx", "ddpgx.cli.runner"), "ddpgx (object) imports ddpgx.cli.runner (cli)"),  # only load_policy's is allowed
 ])
 def test_the_checks_catch_a_bad_edge(graph, edge, expected):
     bad = {module: set(targets) for module, targets in graph.items()}
