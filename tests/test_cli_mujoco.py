@@ -34,6 +34,7 @@ def test_mujoco_preset_matches_the_td3_papers_ddpg_for_its_environment(task):
     assert settings["networks.policy_hidden_sizes"] == settings["networks.critic_hidden_sizes"] == [400, 300]
 
 
+@pytest.mark.slow
 def test_mujoco_benchmark_runs_both_libraries_and_reports(tmp_path):
     pytest.importorskip("sbx")
     command = [sys.executable, os.path.join(ROOT, "benchmarks", "mujoco.py"), "--tasks", "Hopper-v5", "--timesteps",

@@ -16,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import crash_resume  # noqa: E402 -- benchmarks/crash_resume.py: the drill
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_sigkill_at_random_moments_and_during_writes_then_resume(tmp_path, backend):
     lines = []

@@ -63,6 +63,7 @@ def test_the_blocks_are_found_and_the_split_works():
         "run.toml", "ddpgx train --config run.toml")
 
 
+@pytest.mark.slow
 def test_every_readme_snippet_runs_as_written(tmp_path, monkeypatch):
     pytest.importorskip("gymnax")
     pytest.importorskip("mujoco")
