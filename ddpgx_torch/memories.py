@@ -239,6 +239,25 @@ class RandomMemory:
         batches = torch.tensor_split(indexes, mini_batches) if mini_batches > 1 else (indexes,)
         return [[flat[name][batch] if name in flat else None for name in names] for batch in batches]
 
+    def sample_all(self, names: list[str], *, mini_batches: int = 1, sequence_length: int = 1
+                   ) -> list[list[Optional[torch.Tensor]]]:
+        """Every entry of the memory (``memory_size * num_envs``, step-major, as skrl's ``sample_all``), split into
+        ``mini_batches``.
+
+        Raises:
+          ValueError: for ``sequence_length`` other than 1 (skrl's reorders whole sequences; not supported here).
+        """
+        if sequence_length != 1:
+            raise ValueError(f"sequence_length={sequence_length!r} is not supported by sample_all (expected 1)")
+        return self.sample_by_index(names, indexes=torch.arange(self.memory_size * self.num_envs),
+                                    mini_batches=mini_batches)
+
+    def share_memory(self) -> None:
+        """Moves every stored CPU tensor to shared memory (``Tensor.share_memory_``), as skrl's, for multiprocessing."""
+        for tensor in self.tensors.values():
+            if not tensor.is_cuda:
+                tensor.share_memory_()
+
     def get_sampling_indexes(self) -> Optional[torch.Tensor]:
         """The flat indexes of the last :meth:`sample`."""
         return self.sampling_indexes

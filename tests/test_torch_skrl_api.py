@@ -140,6 +140,17 @@ def test_random_memory_stores_and_indexes_like_skrls():
     halves = memory.sample_by_index(["rewards"], indexes=indexes, mini_batches=2)
     assert [len(batch[0]) for batch in halves] == [2, 2]
     assert memory.sample_by_index(["nothing"], indexes=indexes) == [[None]]
+    for mini_batches in (1, 2):  # every entry, step-major, as skrl's sample_all
+        ours_all = memory.sample_all(["observations", "rewards"], mini_batches=mini_batches)
+        theirs_all = skrl_memory.sample_all(["observations", "rewards"], mini_batches=mini_batches)
+        assert [len(batch[0]) for batch in ours_all] == [len(batch[0]) for batch in theirs_all] == [12 // mini_batches] * mini_batches
+        for i in range(2):  # the 8 filled entries (4 steps x 2 environments) agree
+            torch.testing.assert_close(torch.cat([batch[i] for batch in ours_all])[:8],
+                                       torch.cat([batch[i] for batch in theirs_all])[:8])
+    with pytest.raises(ValueError, match="sequence_length=4"):
+        memory.sample_all(["rewards"], sequence_length=4)
+    memory.share_memory()
+    assert all(t.is_shared() for t in memory.tensors.values())
 
 
 def test_random_memory_samples_distinct_entries_and_remembers_the_indexes():
