@@ -170,7 +170,7 @@ class RandomMemory:
     def add_samples(self, transitions: Transition | None = None, **tensors: Any) -> None:
         """Adds one step: ``[num_envs, ...]`` values of every tensor, by name as skrl does (``add_samples(
         observations=..., actions=..., ...)``; rows of a single environment may drop the leading axis), or one
-        :class:`~ddpgx.types.Transition` batch."""
+        :class:`~ddpgx.core.types.Transition` batch."""
         buffer = self._require()
         if transitions is None:
             if not tensors:

@@ -7,8 +7,8 @@ a noise object on its own as skrl documents it: ``noise.sample(size)`` and ``noi
 The classes here are those objects. Each holds the functional core's noise parameters (:mod:`ddpgx.noise`, a pytree
 that the agent puts in its train state, where the noise is drawn inside the jitted ``act``) in ``params``, and, for
 use on its own, a PRNG key and (for the Ornstein-Uhlenbeck process) the process value, drawn with the same pure
-function :func:`ddpgx.noise.sample`. ``device`` is accepted as in skrl (a string such as ``"cpu"``, a ``jax.Device``
-or None); samples are made on it.
+function :func:`ddpgx.core.noise.sample`. ``device`` is accepted as in skrl (a string such as ``"cpu"``, a
+``jax.Device`` or None); samples are made on it.
 
 Departures from skrl kept on purpose (see :mod:`ddpgx.noise`): the OU process decays as ``(1 - theta) x``, and
 inside the agent its state is reset where an episode ends.

@@ -3,7 +3,7 @@
 ``sample_like(tensor)``.
 
 Each is also the core's noise parameters (a subclass of :class:`ddpgx_torch.core.noise.GaussianNoise` /
-:class:`~ddpgx_torch.noise.OrnsteinUhlenbeckNoise`), so a skrl script's ``cfg.exploration_noise = GaussianNoise``
+:class:`~ddpgx_torch.core.noise.OrnsteinUhlenbeckNoise`), so a skrl script's ``cfg.exploration_noise = GaussianNoise``
 with ``exploration_noise_kwargs = {"mean": 0, "std": 0.1, "device": device}`` (or a noise instance, skrl 1.x style)
 works unchanged: the agent draws its exploration noise in the core, from its own generator and with its OU state
 per environment. ``sample`` is for a user's own code, as in skrl: it draws on ``device`` from torch's global

@@ -54,7 +54,7 @@ def test_unknown_keys_and_bad_values_are_refused_with_what_is_valid():
     with pytest.raises(ValueError, match=r"unknown configuration key 'cfg.batchsize': valid keys of cfg are .*"
                                          r"cfg\.batch_size"):
         config_lib.resolve({"cfg.batchsize": 32})
-    with pytest.raises(ValueError, match="unknown configuration key 'nets.x': valid keys are checkpoint, env"):
+    with pytest.raises(ValueError, match="unknown configuration key 'nets.x': valid keys are env, evaluation, memory, networks, run, cfg"):
         config_lib.resolve({"nets.x": 1})
     with pytest.raises(ValueError, match=r"cfg.batch_size=0 is invalid: expected an integer >= 1"):
         config_lib.resolve({"cfg.batch_size": 0})

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEAVY = ("jax", "torch", "gymnasium", "numpy", "flax", "distrax")
@@ -32,16 +31,14 @@ def test_main_module_parses_arguments_before_importing_anything_heavy():
     assert done.stdout.strip().splitlines()[-1] == "HEAVY []"
 
 
-@pytest.mark.xfail(reason="needs `import ddpgx` to be lazy (the layout branch); remove this mark after that merge",
-                   strict=False)
 def test_ddpgx_help_is_fast():
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ddpgx", "--help"], capture_output=True,
                           text=True, timeout=60)
     seconds = time.perf_counter() - start
     assert done.returncode == 0 and "train" in done.stdout
-    assert " jax" not in done.stderr  # -X importtime lists every module imported
-    assert seconds < 0.5
+    assert " jax" not in done.stderr and " torch" not in done.stderr  # -X importtime lists every module imported
+    assert seconds < 1.0  # about 0.05 s of CPU on the 2-core VM; the margin is for a loaded machine, not for JAX (2 s)
 
 
 def _arguments_without_help(path: str) -> list[str]:

@@ -92,7 +92,8 @@ def test_resume_keeps_the_runs_environment_and_preset(tmp_path, capsys):
     saved = json.loads((run / "run.json").read_text())
     assert saved["preset"] == "MountainCarContinuous-v0" and saved["config"]["cfg"]["batch_size"] == 256
     assert saved["config"]["run"]["timesteps"] == 400  # the new target is the run's target from now on
-    assert sorted(os.listdir(run / "checkpoints")) == ["agent_100", "agent_200", "agent_300", "agent_400"]
+    # the default retention (cfg.experiment.checkpoint_keep = 3) keeps the last three across the resume
+    assert sorted(os.listdir(run / "checkpoints")) == ["agent_200", "agent_300", "agent_400"]
 
 
 def test_torch_backend_runs_the_same_job(tmp_path, capsys):

@@ -148,6 +148,7 @@ def test_torch_twin(monkeypatch, caplog):
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert (config.torch.rank, config.torch.local_rank, config.torch.world_size, config.torch.is_distributed) == \
         (1, 1, 4, True)
+    caplog.clear()  # (set_seed above logged its seed)
     with caplog.at_level(logging.WARNING, logger="ddpgx_torch"):
         logger.warning("hello")
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [("ddpgx_torch", "WARNING", "hello")]

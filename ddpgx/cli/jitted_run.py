@@ -182,9 +182,9 @@ def train_jitted(run: runner.RunPlan, *, progress: bool | None = None, log: Any 
     (:func:`train_gymnax`) with the ``cfg`` section as the algorithm's configuration (and its
     ``learning_starts``), the default 400-300 networks, ``memory.memory_size``, and an evaluation of
     ``evaluation.episodes`` episodes every ``evaluation.interval`` timesteps (every 1,000 when 0: the program's
-    logging interval); then the same outputs as :func:`train`: TensorBoard logs, a checkpoint of the final train
-    state, ``episodes.csv``, ``learning_curve.png`` and ``summary.json`` (resuming is not supported on this
-    path)."""
+    logging interval); then the same outputs as :func:`ddpgx.cli.runner.train`: TensorBoard logs, a checkpoint of
+    the final train state, ``episodes.csv``, ``learning_curve.png`` and ``summary.json`` (resuming is not supported
+    on this path)."""
     config = run.config
     if run.checkpoint is not None:
         raise ValueError("--resume is not supported for gymnax environments (one compiled program)")

@@ -1,20 +1,21 @@
 """Users' ReLU MLP models recognised by tracing, so that they run on the fused MLP kernels with explicit gradients.
 
 The built-in networks (:mod:`ddpgx_torch.networks`) pull their gradients back themselves (``value_and_pullback``)
-with the fused MLP of :mod:`ddpgx_torch.linear`, without autograd's engine and the modules' per-call costs. Most
+with the fused MLP of :mod:`ddpgx_torch.core.linear`, without autograd's engine and the modules' per-call costs. Most
 DDPG models a user writes are the same thing in other words: skrl's examples define an ``Actor`` as
 ``2 * tanh(L3(relu(L2(relu(L1(obs))))))`` and a ``Critic`` as ``L3(relu(L2(relu(L1(cat([obs, act], 1))))))`` with
 plain ``nn.Linear`` layers and ``F.relu``. :func:`plan` traces such a model once with ``torch.fx`` (symbolically: no
 data flows, nothing is run) and, where its graph is exactly such a chain, returns an :class:`MLPPlan` that computes
-the same function with :func:`ddpgx_torch.linear.mlp_forward`/``mlp_backward`` on the model's own parameters.
+the same function with :func:`ddpgx_torch.core.linear.mlp_forward`/``mlp_backward`` on the model's own parameters.
 
 What is recognised (anything else gives None, and the model runs as it is, through autograd):
 
 * inputs: the observations (policy) or the observations and the taken actions concatenated on the last axis, in
   either order (critic); a skrl-style model (``act(inputs, role=...)`` / ``compute``) or a plain module
   (``policy(obs)``, ``critic(inputs, actions)``);
-* then ``nn.Linear`` layers with biases, exactly of that class or ddpgx_torch's :class:`~ddpgx_torch.linear.Linear`,
-  with a ReLU (``F.relu``, ``torch.relu``, ``.relu()``, ``nn.ReLU``) between each two;
+* then ``nn.Linear`` layers with biases, exactly of that class or ddpgx_torch's
+  :class:`~ddpgx_torch.core.linear.Linear`, with a ReLU (``F.relu``, ``torch.relu``, ``.relu()``, ``nn.ReLU``)
+  between each two;
 * then any sequence of ``tanh`` (function, method or ``nn.Tanh``) and additions or multiplications by Python
   numbers (e.g. ``2 * torch.tanh(x)``),
   and for a critic an optional ``squeeze(-1)``;
