@@ -58,6 +58,7 @@ def gymnasium_returns(ts, episodes=10, seed=10_000):
     return returns
 
 
+@pytest.mark.slow
 def test_jitted_loop_and_facade_both_solve_pendulum(tmp_path):
     # skrl's example settings (batch 100, OU noise, 100 random steps, 400-300 MLPs), seed 0, 10,000 steps each.
     steps = 10_000

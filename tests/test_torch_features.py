@@ -278,6 +278,7 @@ def test_recurrent_core_updates_on_sequences(cell):
         ddpgx_torch.update(ts, batch._replace(rnn_states=None))
 
 
+@pytest.mark.slow
 def test_rnn_agents_beat_feed_forward_on_velocity_masked_pendulum():
     """Small but real: 2,000 steps on Pendulum without its velocity (skrl's RNN-example settings with smaller
     networks: recurrent layer 32, sequences of 8, 128-128 heads, batch 64, learning from step 300). The feed-forward
