@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,13 +51,9 @@ def set_seed(seed: int | None = None, deterministic: bool = False) -> int:
 
     import numpy as np
 
-    if not isinstance(deterministic, bool):
-        raise ValueError(f"deterministic={deterministic!r} is invalid: expected True or False")
-    if seed is None:
-        seed = int.from_bytes(os.urandom(4), sys.byteorder) % 2**31
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed={seed!r} is invalid: expected an integer in [0, 2**32) or None")
-    seed = int(seed)
+    from ddpgx.seeding import resolve_seed
+
+    seed = resolve_seed(seed, deterministic)
     if distributed.world_size() > 1:
         seed += distributed.rank()
     else:
