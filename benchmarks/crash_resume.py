@@ -4,8 +4,9 @@ repeat; count what survives.
 Each round starts (or resumes from the newest complete checkpoint) a training process that writes a checkpoint every
 20 timesteps: ``ddpgx train`` for the JAX backend, this script's ``--child`` mode (a ``ddpgx_torch.DDPG`` on
 Pendulum-v1 with the shared ``SequentialTrainer``) for torch. Once the process has written a new checkpoint it is
-killed, alternately at a random moment within the next 1.5 s and *aimed*: as soon as a checkpoint write is seen in
-progress (a ``.partial-<pid>`` entry in the checkpoint folder). After each kill the drill checks that the newest
+killed, alternately at a random moment within the next 1.5 s and *aimed* at a checkpoint write: the process is
+stopped (SIGSTOP) at short random intervals until it is caught with a write in progress (a ``.partial-<pid>`` entry in
+the checkpoint folder), then killed where it stands. After each kill the drill checks that the newest
 complete checkpoint verifies (SHA-256 manifest or seal) and loads, that its timestep never goes backwards and that
 the previous ``best_agent`` is intact; a kill counts as "during a checkpoint write" only when the write's temporary
 entry is still there afterwards. A final resume runs to the end.
@@ -100,6 +101,24 @@ def _partials(folder: str) -> list[str]:
     return [n for n in os.listdir(folder) if ".partial-" in n] if os.path.isdir(folder) else []
 
 
+def _freeze_inside_write(process: subprocess.Popen, folder: str, rng: np.random.Generator, deadline: float) -> None:
+    """Stops ``process`` (SIGSTOP) at short random intervals until it is caught with a checkpoint write in progress,
+    and leaves it stopped there. Looking while the process is stopped removes the race of a plain "kill when a write
+    is seen": a write that takes a millisecond would often finish between the look and the kill. Returns with the
+    process running if the deadline passes first."""
+    while time.monotonic() < deadline:
+        process.send_signal(signal.SIGSTOP)
+        _, status = os.waitpid(process.pid, os.WUNTRACED)  # returns once every thread has stopped
+        if not os.WIFSTOPPED(status):
+            process.returncode = os.waitstatus_to_exitcode(status)
+            raise RuntimeError(f"the training process ended early (exit {process.returncode}):\n"
+                               f"{process.stdout.read()[-3000:]}")
+        if _partials(folder):
+            return
+        process.send_signal(signal.SIGCONT)
+        time.sleep(float(rng.uniform(0.0, 0.004)))
+
+
 def drill(backend: str, kills: int, timesteps: int = 100_000, memory_size: int = 100_000, seed: int = 0,
           directory: str | None = None, warmup: int = 420, log=print) -> dict[str, int]:
     """Runs the drill; returns the counts (kills, during_write, verified, best_intact, resumes, final_ok)."""
@@ -121,13 +140,11 @@ def drill(backend: str, kills: int, timesteps: int = 100_000, memory_size: int =
         if process.poll() is not None:
             raise RuntimeError(f"the {backend} training process ended early:\n{process.stdout.read()[-3000:]}")
         aimed = round_ % 2 == 1
-        if aimed:  # kill as soon as a checkpoint write is seen in progress
-            deadline = time.monotonic() + 60
-            while not _partials(folder) and time.monotonic() < deadline:
-                time.sleep(0.001)
+        if aimed:
+            _freeze_inside_write(process, folder, rng, deadline=time.monotonic() + 120)
         else:
             time.sleep(float(rng.uniform(0.0, 1.5)))
-        process.send_signal(signal.SIGKILL)
+        process.send_signal(signal.SIGKILL)  # (a stopped process dies too)
         process.wait()
         counts["kills"] += 1
         partial = _partials(folder)
