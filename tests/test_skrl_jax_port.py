@@ -170,6 +170,27 @@ def test_a_step_with_an_infinite_gradient_and_finite_losses_is_not_written():
     assert int(ts.step) == 0
 
 
+class SteepPolicy(nn.Module):
+    """``a = 1e21 (w . s)``, zero-initialised: the action is 0 and the gradient finite but about 1e21, whose square
+    overflows float32 (Adam's second moment would become infinite)."""
+
+    @nn.compact
+    def __call__(self, obs):
+        return 1e21 * nn.Dense(1, kernel_init=nn.initializers.zeros, use_bias=False)(obs)
+
+
+def test_a_step_whose_gradient_squares_overflow_is_not_written():
+    config = ddpgx.DDPGConfig(batch_size=8)
+    ts = ddpgx.init(jax.random.key(0), config, OBS, ACT, policy=SteepPolicy())
+    before = jax.tree.map(np.asarray, (ts.policy_params, ts.policy_opt_state))
+    batch = ddpgx.Transition(jnp.ones((8, 3)), jnp.zeros((8, 1)), jnp.ones(8), jnp.ones((8, 3)), jnp.zeros(8, bool))
+    ts, metrics = ddpgx.update(ts, batch)
+    assert np.isfinite(float(metrics["policy_loss"])) and float(metrics["skipped_updates"]) == 1.0
+    for new, old in zip(jax.tree.leaves((ts.policy_params, ts.policy_opt_state)), jax.tree.leaves(before), strict=True):
+        np.testing.assert_array_equal(np.asarray(new), old)
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(ts.policy_opt_state))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Defect 3: skrl's plain-Python exploration scheduler.
 

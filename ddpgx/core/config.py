@@ -45,8 +45,10 @@ class DDPGConfig:
       state_preprocessor: standardise states (the critic's privileged input) with running statistics.
       preprocessor_epsilon: added to the standard deviation when standardising.
       preprocessor_clip: standardised values are clipped to ``[-clip, clip]``.
-      skip_nonfinite_updates: drop a gradient step whose critic or policy loss is NaN or infinite (parameters,
-        optimizer states and scaler statistics stay as they were; the ``skipped_updates`` metric counts it).
+      skip_nonfinite_updates: drop a gradient step whose critic or policy loss or gradient is NaN or infinite, or
+        whose gradients' sum of squares overflows (parameters, targets, optimizer states and scaler statistics stay
+        as they were; the ``skipped_updates`` metric counts it). With the default optimizers nothing non-finite is
+        then written; a custom optimizer that turns finite gradients into NaN is not caught.
     """
 
     batch_size: int = 64
