@@ -137,12 +137,14 @@ def _float32(tree: Any) -> Any:
 
 
 def _same_values(a: Any, b: Any) -> bool:
-    """Equal structure, shapes and values (bit for bit, NaN never equal): whether a precomputed action applies."""
+    """Whether ``b`` holds the values of ``a`` (an owned float32 copy, see :func:`_float32`) as the policy sees them:
+    equal structure and shapes, and bit for bit the same values once in float32 (NaN never equal). Comparing in
+    float32 matters: environments such as MuJoCo's return float64, which never equals its float32 copy exactly."""
     if isinstance(a, Mapping) or isinstance(b, Mapping):
         return (isinstance(a, Mapping) and isinstance(b, Mapping) and a.keys() == b.keys()
                 and all(_same_values(a[k], b[k]) for k in a))
     a, b = np.asarray(a), np.asarray(b)
-    return a.shape == b.shape and bool(np.array_equal(a, b))
+    return a.shape == b.shape and bool(np.array_equal(a, b.astype(a.dtype, copy=False)))
 
 
 def _check_timesteps(timestep: Any, timesteps: Any) -> None:

@@ -145,6 +145,22 @@ def test_a_precomputed_action_is_not_used_for_observations_changed_in_place():
     np.testing.assert_allclose(np.asarray(acted), np.asarray(expected), rtol=1e-6)
 
 
+def test_the_precomputed_action_serves_float64_observations(monkeypatch):
+    # MuJoCo environments return float64 observations; the action precomputed with the update (from their float32
+    # copy) must still be the one used, without a second policy call per step.
+    env = wrap_env(gymnasium.wrappers.TransformObservation(
+        gymnasium.make("Pendulum-v1"), lambda o: o.astype(np.float64) / 3.0,  # (not exact in float32)
+        gymnasium.spaces.Box(-8.0, 8.0, (3,), np.float64)))
+    agent = make_agent(env, learning_starts=2, batch_size=2)
+    calls = []
+    original = ddpgx.core.act
+    monkeypatch.setattr("ddpgx.agent.core.act", lambda *a, **k: calls.append(1) or original(*a, **k))
+    SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 10, "headless": True, "seed": 0}).train()
+    # One call compiles (agent.init), three act at timesteps 0, 1, 2, before the first update; from then on the
+    # action computed with each update serves the next step.
+    assert len(calls) == 4
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Defect 2: a finite loss with an infinite gradient.
 
