@@ -352,14 +352,7 @@ class DDPG:
         if self.checkpoint_interval > 0:
             os.makedirs(os.path.join(self.experiment_dir, "checkpoints"), exist_ok=True)
         if experiment.wandb and self._wandb is None:
-            try:
-                import wandb
-            except ImportError as error:
-                raise ValueError("experiment.wandb=True needs the wandb package (pip install wandb)") from error
-            kwargs = dict(experiment.wandb_kwargs)
-            kwargs.setdefault("name", os.path.basename(self.experiment_dir))
-            kwargs.setdefault("config", {"agent": repr(self.cfg), "trainer": dict(trainer_cfg or {})})
-            self._wandb = wandb.init(**kwargs)
+            self._wandb = tracking.start_wandb(experiment, self.experiment_dir, self.cfg, trainer_cfg)
         if self.memory is not None:
             self._compile_step_functions()
 
