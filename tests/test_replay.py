@@ -257,3 +257,25 @@ def test_dict_observations_stored_and_sampled():
     ts, _ = ddpgx.update_from_replay(ts, buffer)
     assert float(ts.observation_stats.count) == 32
     assert np.all(np.asarray(ts.observation_stats.mean)[:3] > 0) and np.all(np.asarray(ts.observation_stats.mean)[3:] < 0)
+
+
+def test_the_per_step_programs_never_copy_the_buffer():
+    # Writing the buffer in place and sampling it in one XLA program made XLA copy whole columns on every call
+    # (14 ms a step with a million transitions). The environment loop's programs must touch only the rows they write
+    # or draw: no instruction of the compiled write, or of the update-and-act that samples, copies a buffer column.
+    from ddpgx.core import ddpg as core_ddpg
+
+    capacity = 100_003  # a size no other array has
+    obs, act = gymnasium.spaces.Box(-1, 1, (3,)), gymnasium.spaces.Box(-1, 1, (1,))
+    ts = ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(batch_size=8), obs, act)
+    one = Transition(np.zeros((1, 3), np.float32), np.zeros((1, 1), np.float32), np.zeros(1, np.float32),
+                     np.zeros((1, 3), np.float32), np.zeros(1, bool))
+    buffer = replay.init(capacity, jax.tree.map(lambda x: x[0], one))
+    programs = {
+        "add": replay.add.lower(buffer, one),
+        "update and act": core_ddpg._update_act.lower(ts, buffer, one.observations, 5, 10, np.zeros(1, bool), None),
+    }
+    for name, lowered in programs.items():
+        copies = [line.strip() for line in lowered.compile().as_text().splitlines()
+                  if re.search(rf"\[{capacity}[,\]]", line) and re.search(r"\bcopy\(", line)]
+        assert not copies, (name, copies[:3])

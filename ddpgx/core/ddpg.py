@@ -570,18 +570,22 @@ def update_from_replay(train_state: TrainState, buffer: replay.ReplayState) -> t
     return _scan_updates(train_state.replace(key=key), _prepare_batch(train_state.spec, batch))
 
 
-@functools.partial(jax.jit, donate_argnums=(0, 1))
 def add_and_update(
     train_state: TrainState, buffer: replay.ReplayState, transitions: Transition
 ) -> tuple[TrainState, replay.ReplayState, dict[str, jax.Array]]:
-    """Adds a batch of transitions (one per environment) to ``buffer``, then :func:`update_from_replay`, as one
-    jitted call: what an environment loop runs each step once learning has started. Both states are donated."""
+    """Adds a batch of transitions (one per environment) to ``buffer``, then :func:`update_from_replay`: what an
+    environment loop runs each step once learning has started. Both states are donated.
+
+    These are two jitted calls, :func:`ddpgx.core.replay.add` (which writes the buffer in place) and
+    :func:`update_from_replay` (which only reads it). Compiled as one program, XLA copies the buffer's columns on
+    every call to sample from them while writing them in place: 14 ms a step for a million-transition buffer, against
+    0.04 ms for the separate write.
+    """
     buffer = replay.add(buffer, transitions)
     train_state, metrics = update_from_replay(train_state, buffer)
     return train_state, buffer, metrics
 
 
-@functools.partial(jax.jit, donate_argnums=(0, 1))
 def add_update_act(
     train_state: TrainState,
     buffer: replay.ReplayState,
@@ -593,7 +597,8 @@ def add_update_act(
     scale: Any = None,
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array], TrainState, replay.ReplayState, dict, dict]:
     """:func:`add_and_update`, then the exploring action for ``next_observations`` with the updated policy: what an
-    environment loop runs between two environment steps, as one jitted call.
+    environment loop runs between two environment steps, as two jitted calls (the buffer's write, then the update
+    and the action; see :func:`add_and_update` for why not one).
 
     The action's randomness is *not* committed to the returned train state: the call returns
     ``(actions, (key, noise_state), train_state, buffer, metrics, info)`` and the caller that uses ``actions`` sets
@@ -601,7 +606,17 @@ def add_update_act(
     :func:`act` (``explore=True``, with the same ``scale``). A caller that ends up acting on other observations drops
     them and calls ``act``.
     """
-    train_state, buffer, metrics = add_and_update(train_state, buffer, transitions)
+    buffer = replay.add(buffer, transitions)
+    actions, (key, noise_state), train_state, metrics, info = _update_act(
+        train_state, buffer, next_observations, timestep, timesteps, episode_starts, scale)
+    return actions, (key, noise_state), train_state, buffer, metrics, info
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _update_act(train_state, buffer, next_observations, timestep, timesteps, episode_starts, scale):
+    """:func:`update_from_replay` and the exploring action of :func:`add_update_act`, in one jitted call that only
+    reads the buffer."""
+    train_state, metrics = update_from_replay(train_state, buffer)
     actions, key, noise_state, info = _act(train_state, next_observations, timestep, timesteps, True, episode_starts,
                                            scale)
-    return actions, (key, noise_state), train_state, buffer, metrics, info
+    return actions, (key, noise_state), train_state, metrics, info
