@@ -214,46 +214,50 @@ class DeterministicMixin:
         return actions, outputs
 
 
-class RecurrentPolicy(DeterministicMixin, Model):
+class _RecurrentModel(DeterministicMixin, Model):
+    """What the recurrent policy and critic share: ``cell`` (``"lstm"``, ``"gru"``, ``"rnn"``) over the
+    observations, with skrl's ``get_specification`` of its hidden states."""
+
+    def __init__(self, observation_space, action_space, device, cell: str, num_envs: int, num_layers: int,
+                 hidden_size: int, sequence_length: int):
+        Model.__init__(self, observation_space, action_space, device)
+        DeterministicMixin.__init__(self, clip_actions=False)
+        self.num_envs = num_envs
+        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
+
+    def get_specification(self):
+        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
+        return {"rnn": {"sequence_length": self.core.sequence_length,
+                        "sizes": [size] * self.core.state_count()}}
+
+
+class RecurrentPolicy(_RecurrentModel):
     """skrl-style recurrent policy: ``cell`` (``"lstm"``, ``"gru"``, ``"rnn"``) over the observations, then a
     400-300 ReLU MLP and a tanh scaled to the action bounds (skrl's RNN DDPG example architecture)."""
 
     def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
                  num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
                  hidden_sizes: Sequence[int] = (400, 300)):
-        Model.__init__(self, observation_space, action_space, device)
-        DeterministicMixin.__init__(self, clip_actions=False)
-        self.num_envs = num_envs
-        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
+        super().__init__(observation_space, action_space, device, cell, num_envs, num_layers, hidden_size,
+                         sequence_length)
         self.head = DeterministicPolicy(hidden_size, action_space.low.reshape(-1), action_space.high.reshape(-1),
                                         action_space.shape, hidden_sizes)
-
-    def get_specification(self):
-        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
-        return {"rnn": {"sequence_length": self.core.sequence_length,
-                        "sizes": [size] * self.core.state_count()}}
 
     def compute(self, inputs, role=""):
         features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)
         return self.head(features), {"rnn": states}
 
-class RecurrentQFunction(DeterministicMixin, Model):
+
+class RecurrentQFunction(_RecurrentModel):
     """skrl-style recurrent critic: ``cell`` over the observations (starting from the policy's stored hidden
     states, as in skrl's DDPG_RNN), then ``Q = MLP(concat(features, action))``."""
 
     def __init__(self, observation_space, action_space, device=None, *, cell: str = "lstm", num_envs: int = 1,
                  num_layers: int = 1, hidden_size: int = 64, sequence_length: int = 16,
                  hidden_sizes: Sequence[int] = (400, 300)):
-        Model.__init__(self, observation_space, action_space, device)
-        DeterministicMixin.__init__(self, clip_actions=False)
-        self.num_envs = num_envs
-        self.core = _Recurrent(cell, self.num_observations, hidden_size, num_layers, sequence_length)
+        super().__init__(observation_space, action_space, device, cell, num_envs, num_layers, hidden_size,
+                         sequence_length)
         self.head = QFunction(hidden_size, self.num_actions, hidden_sizes)
-
-    def get_specification(self):
-        size = (self.core.num_layers, self.num_envs, self.core.hidden_size)
-        return {"rnn": {"sequence_length": self.core.sequence_length,
-                        "sizes": [size] * self.core.state_count()}}
 
     def compute(self, inputs, role=""):
         features, states = self.core(inputs["observations"], inputs["rnn"], inputs, role)

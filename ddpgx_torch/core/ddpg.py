@@ -714,6 +714,14 @@ def _plan(ts: TrainState, role: str) -> Optional[traced.MLPPlan]:
     return cached[1]
 
 
+def _updated_stats(spec: AgentSpec, stats: scaler.ScalerState, current: torch.Tensor,
+                   following: torch.Tensor) -> scaler.ScalerState:
+    """Running statistics updated from a sampled batch's values and next values together (over every rank's batch
+    in a distributed run)."""
+    both = torch.cat([current, following])
+    return scaler.update(stats, distributed.all_gather(both) if spec.world_size > 1 else both)
+
+
 def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]:
     """One DDPG gradient step on a prepared minibatch ``[batch, ...]`` (recurrent: ``[batch, L, ...]``)."""
     spec, config, hp = ts.spec, ts.spec.config, ts.hyperparams
@@ -734,17 +742,14 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
         # Running statistics are updated from the sampled batch (observations and next observations together) and
         # the same statistics standardise both, as in ddpgx.
         if config.observation_preprocessor:
-            both = torch.cat([batch.observations, batch.next_observations])
-            ts.observation_stats = scaler.update(ts.observation_stats,
-                                                 distributed.all_gather(both) if spec.world_size > 1 else both)
+            ts.observation_stats = _updated_stats(spec, ts.observation_stats, batch.observations,
+                                                  batch.next_observations)
         obs_tm1 = _standardize(config, ts.observation_stats, batch.observations, config.observation_preprocessor)
         obs_t = _standardize(config, ts.observation_stats, batch.next_observations, config.observation_preprocessor)
         states_tm1 = states_t = None
         if spec.state is not None:
             if config.state_preprocessor:
-                both = torch.cat([batch.states, batch.next_states])
-                ts.state_stats = scaler.update(ts.state_stats,
-                                               distributed.all_gather(both) if spec.world_size > 1 else both)
+                ts.state_stats = _updated_stats(spec, ts.state_stats, batch.states, batch.next_states)
             states_tm1 = _standardize(config, ts.state_stats, batch.states, config.state_preprocessor)
             states_t = _standardize(config, ts.state_stats, batch.next_states, config.state_preprocessor)
 
