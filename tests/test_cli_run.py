@@ -212,6 +212,23 @@ def test_async_vector_mode_steps_the_same_environments(env_id):
         make_env(env_id, 2, vector_mode="threads")
 
 
+def test_vector_env_benchmark_reports_both_modes_and_skips_a_bad_task(capsys):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "vector_envs.py")
+    spec = importlib.util.spec_from_file_location("vector_envs", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--tasks", "Pendulum-v1", "NoSuchEnv-v9", "--num-envs", "2", "--steps", "20",
+                       "--repeats", "1"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    pendulum = next(row for row in rows if row[0].strip() == "Pendulum-v1")
+    assert all(float(cell.replace(",", "")) > 0 for cell in pendulum[1:])
+    assert "skipped: env_id='NoSuchEnv-v9' could not be made" in next(r[1] for r in rows if "NoSuchEnv" in r[0])
+    with pytest.raises(SystemExit):
+        bench.main(["--steps", "0"])
+
+
 def test_default_run_is_the_previous_main_job(tmp_path):
     # `ddpgx train` with no options must still be skrl's Pendulum example as the main job always built it: the agent
     # of the run configuration's defaults equals the previous build (skrl_example_cfg, models None -> default MLPs,

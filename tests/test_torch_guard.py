@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import socket
 import tempfile
 
 import gymnasium
@@ -135,17 +134,16 @@ class ObsSqrtPolicy(nn.Module):
         return torch.tanh(self.linear(obs)) + torch.sqrt((self.scale * obs[:, :1]).abs())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _rendezvous(directory: str) -> str:
+    """A file store for the ranks to meet at (no TCP port that another process could take in between)."""
+    return "file://" + os.path.join(directory, "rendezvous")
 
 
-def _guard_worker(rank: int, world: int, port: int, out: str) -> None:
+def _guard_worker(rank: int, world: int, init_method: str, out: str) -> None:
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=60))
     try:
         ts = ddpgx_torch.init(rank, ddpgx_torch.DDPGConfig(batch_size=32), OBS, ACT, policy=ObsSqrtPolicy())
@@ -165,7 +163,7 @@ def test_every_rank_skips_a_step_whose_gradient_is_nan_on_one_rank():
     import torch.multiprocessing as mp
 
     out = os.path.join(tempfile.mkdtemp(), "guard.pt")
-    mp.spawn(_guard_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    mp.spawn(_guard_worker, args=(2, _rendezvous(os.path.dirname(out)), out), nprocs=2, join=True)
     ranks = [torch.load(f"{out}.{rank}", weights_only=False) for rank in (0, 1)]
     for got in ranks:
         assert got["skipped"] == [0.0, 1.0, 0.0] and got["step"] == 2
