@@ -38,6 +38,7 @@ def _calls(monkeypatch) -> list:
     """Counts the oneDNN calls (so a test can tell the fast path ran)."""
     calls = []
     op = linear._linear_op()
+    monkeypatch.setattr(linear, "prefer_onednn", lambda: True)  # whatever this machine's CPU prefers
 
     def counted(*args):
         calls.append(tuple(a.shape for a in args[:2]))
@@ -120,6 +121,40 @@ def test_default_networks_use_onednn_and_the_policy_step_skips_the_critics_weigh
     # and weight gradients: 3). The critic's weight gradient in the policy step is not computed.
     assert len(calls) == 10
     assert all(p.requires_grad for p in ts.critic.parameters())  # unfrozen again
+
+
+@needs_onednn
+def test_onednn_is_preferred_except_over_mkl_on_intel_cpus_and_the_variable_decides(monkeypatch):
+    monkeypatch.delenv("DDPGX_TORCH_ONEDNN", raising=False)
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: True)
+    try:
+        for vendor, preferred in (("GenuineIntel", False), ("AuthenticAMD", True), ("", True)):
+            monkeypatch.setattr(linear, "_cpu_vendor", lambda vendor=vendor: vendor)
+            linear.prefer_onednn.cache_clear()
+            assert linear.prefer_onednn() is preferred, vendor
+        for value, preferred in (("1", True), ("0", False)):
+            monkeypatch.setenv("DDPGX_TORCH_ONEDNN", value)  # over the vendor rule (AuthenticAMD: 0 wins)
+            linear.prefer_onednn.cache_clear()
+            assert linear.prefer_onednn() is preferred
+        monkeypatch.setenv("DDPGX_TORCH_ONEDNN", "yes")
+        linear.prefer_onednn.cache_clear()
+        with pytest.raises(ValueError, match="DDPGX_TORCH_ONEDNN='yes' is invalid"):
+            linear.prefer_onednn()
+    finally:
+        linear.prefer_onednn.cache_clear()
+    # not preferred: the default networks' update makes no oneDNN call (MKL's addmm/mm), with the same numbers
+    op, calls = linear._linear_op(), []
+    monkeypatch.setattr(linear, "_linear_op", lambda: lambda *args: calls.append(1) or op(*args))
+    batch = _random_batch(torch.Generator().manual_seed(0), 32)
+    obs, act = gymnasium.spaces.Box(-1.0, 1.0, (3,)), gymnasium.spaces.Box(-2.0, 2.0, (1,))
+    results = {}
+    for preferred in (False, True):
+        monkeypatch.setattr(linear, "prefer_onednn", lambda preferred=preferred: preferred)
+        ts, _ = ddpgx_torch.update(ddpgx_torch.init(0, ddpgx_torch.DDPGConfig(batch_size=32), obs, act), batch)
+        results[preferred], count, calls[:] = ts, len(calls), []
+        assert count == (10 if preferred else 0)
+    for a, b in zip(results[False].critic.parameters(), results[True].critic.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _mlp_pair(sizes, seed=0):
