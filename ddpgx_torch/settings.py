@@ -12,10 +12,20 @@
 
 ``config.jax`` is :mod:`ddpgx`'s (the same object as ``ddpgx.config.jax``). ``logger`` is the ``logging.Logger``
 named ``"ddpgx_torch"``, printing ``[ddpgx_torch:LEVEL] message`` as skrl's does.
+
+Denormal floats: importing ``ddpgx_torch`` sets the CPU to flush them to zero (:func:`flush_denormals`), as XLA's
+CPU programs do, so the two backends compute alike. Adam's first moment of a parameter whose gradient is exactly zero
+(a dead ReLU unit's) decays by 0.9 a step and spends its last ~150 steps before zero below 1.2e-38, where x86
+arithmetic takes a slow path: with skrl's Pendulum example models, torch's fused Adam took 0.36 ms a call instead of
+0.07 ms, and the whole training a fifth longer. The setting holds for the importing thread and the threads started
+after it (torch's own worker threads start with its first parallel operation, so import ``ddpgx_torch`` before
+running torch work, as skrl's scripts import their library at the top). ``DDPGX_TORCH_FLUSH_DENORMAL=0`` leaves the
+CPU's setting alone.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -23,9 +33,26 @@ import torch
 from ddpgx import settings as jax_settings
 from ddpgx_torch.core import distributed
 
-__all__ = ["TorchConfig", "config", "logger"]
+__all__ = ["TorchConfig", "config", "flush_denormals", "logger"]
 
 logger = jax_settings.make_logger("ddpgx_torch")
+
+
+def flush_denormals() -> bool:
+    """Flushes denormal floats to zero on the CPU (see the module docstring) unless the environment variable
+    ``DDPGX_TORCH_FLUSH_DENORMAL`` is ``0``; returns whether they are now flushed (False where the CPU cannot).
+
+    Raises:
+      ValueError: if ``DDPGX_TORCH_FLUSH_DENORMAL`` is set to anything but ``0`` or ``1``.
+    """
+    choice = os.environ.get("DDPGX_TORCH_FLUSH_DENORMAL", "1").strip() or "1"
+    if choice not in ("0", "1"):
+        raise ValueError(f"DDPGX_TORCH_FLUSH_DENORMAL={choice!r} is invalid: expected 1 (flush denormal floats to "
+                         "zero, the default) or 0 (leave the CPU's setting alone)")
+    return choice == "1" and torch.set_flush_denormal(True)
+
+
+flush_denormals()
 
 
 class TorchConfig:

@@ -153,3 +153,27 @@ def test_torch_twin(monkeypatch, caplog):
         logger.warning("hello")
     assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [("ddpgx_torch", "WARNING", "hello")]
     assert ddpgx_torch.logger is logger and logger.name == "ddpgx_torch"
+
+
+@pytest.mark.parametrize("value, flushed", [(None, True), ("1", True), ("0", False)])
+def test_importing_ddpgx_torch_flushes_denormals_unless_told_not_to(value, flushed):
+    """As XLA's CPU programs do (checked in the same interpreter); DDPGX_TORCH_FLUSH_DENORMAL=0 leaves them."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DDPGX_TORCH_FLUSH_DENORMAL"}
+    if value is not None:
+        env["DDPGX_TORCH_FLUSH_DENORMAL"] = value
+    script = ("import torch, ddpgx_torch, jax, jax.numpy as jnp, numpy as np\n"
+              "tiny = np.float32(1e-39)\n"
+              "print(float(torch.tensor(tiny) * 2.0), float(jax.jit(lambda x: x * 2.0)(jnp.asarray(tiny))))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    torch_value, jax_value = map(float, done.stdout.split())
+    assert (torch_value == 0.0) is flushed and (flushed or torch_value > 1.9e-39) and jax_value == 0.0
+
+
+def test_a_bad_flush_denormal_setting_raises_naming_it(monkeypatch):
+    from ddpgx_torch import settings as torch_settings
+
+    monkeypatch.setenv("DDPGX_TORCH_FLUSH_DENORMAL", "yes")
+    with pytest.raises(ValueError, match="DDPGX_TORCH_FLUSH_DENORMAL='yes' is invalid"):
+        torch_settings.flush_denormals()
