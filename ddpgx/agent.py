@@ -6,10 +6,10 @@ mode, ``learning_starts``, ``rewards_shaper``, TensorBoard tracking (:mod:`ddpgx
 (:mod:`ddpgx.checkpoints`) and the best agent.
 
 Per environment step the trainer calls ``act``, ``record_transition`` and ``post_interaction``. Once learning has
-started, ``post_interaction`` runs :func:`ddpgx.core.add_update_act` (the buffer's write, then one jitted call)
-that stores the transition, runs the update and already computes the next exploring action for the observations
-just recorded; the next ``act`` on those same observations returns it without another call (acting on anything
-else computes a fresh action, and the result is the same either way). Metrics stay on the device until a write interval.
+started, ``post_interaction`` runs :func:`ddpgx.core.add_update_act`: one jitted call writes the transition into
+the buffer, and one more runs the update and already computes the next exploring action for the observations just
+recorded; the next ``act`` on those same observations returns it without another call (acting on anything else
+computes a fresh action, and the result is the same either way). Metrics stay on the device until a write interval.
 
 Departures from skrl, on purpose: no exploration noise in evaluation mode (skrl adds it), the Ornstein-Uhlenbeck
 state is reset where an episode ends, and ``load`` restores everything (skrl's JAX ``load`` drops optimizer state).

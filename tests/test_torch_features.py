@@ -318,17 +318,16 @@ def test_facade_learns_pendulum_and_checkpoints_resume_exactly(tmp_path):
                                      "critic": networks.QFunction(3, 1)},
                              memory=RandomMemory(15_000), cfg=cfg, observation_space=env.observation_space,
                              action_space=env.action_space)
-    SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 3000, "headless": True, "seed": 0}).train()
+    SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 5000, "headless": True, "seed": 0}).train()
     summary = SequentialTrainer(env=env, agents=agent, cfg={"timesteps": 1000, "headless": True, "seed": 100}).eval()
-    # 3,000 steps is early for Pendulum: some episodes already swing up (about -150), others not yet (about -1200,
-    # as the untrained policy). Whether one does depends on float rounding (MKL's or oneDNN's products), so the check
-    # is on the mean of 5 episodes, well clear of the untrained policy's.
+    # After 3,000 steps some episodes swing up (about -150) and some not yet (about -1200, as the untrained policy),
+    # depending on float rounding (MKL's or oneDNN's products); by 5,000 steps the mean of 5 episodes is clear of -400.
     returns = summary["episode_returns"]
-    assert len(returns) == 5 and np.mean(returns) > -800, returns
+    assert len(returns) == 5 and np.mean(returns) > -400, returns
     files = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
-    assert files == ["agent_1000.pt", "agent_2000.pt", "agent_3000.pt", "best_agent.pt"]
+    assert files == ["agent_3000.pt", "agent_4000.pt", "agent_5000.pt", "best_agent.pt"]  # the last 3 kept
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path / "run"))
-    saved = torch.load(tmp_path / "run" / "checkpoints" / "agent_3000.pt", weights_only=False)
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "agent_5000.pt", weights_only=False)
     assert {"policy", "target_policy", "critic", "target_critic", "policy_optimizer", "critic_optimizer"} <= set(saved)
 
     # resume: a fresh agent loaded from the checkpoint takes the very same next update
@@ -340,7 +339,7 @@ def test_facade_learns_pendulum_and_checkpoints_resume_exactly(tmp_path):
     clone.load(str(tmp_path / "now.pt"))
     for a in (agent, clone):
         a.enable_models_training_mode(True)
-        a.update(timestep=3000, timesteps=3001)
+        a.update(timestep=5000, timesteps=5001)
     for p, q in zip(agent.policy.parameters(), clone.policy.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
 
