@@ -176,13 +176,20 @@ class SqrtPolicy(nn.Module):
 def test_a_step_with_an_infinite_gradient_and_finite_losses_is_not_written():
     config = ddpgx.DDPGConfig(batch_size=8)
     ts = ddpgx.init(jax.random.key(0), config, OBS, ACT, policy=SqrtPolicy())
-    before = jax.tree.map(np.asarray, ts.policy_params)
+    names = ("policy_params", "policy_opt_state", "target_policy_params", "target_critic_params", "critic_params")
+    before = {name: jax.tree.map(np.asarray, getattr(ts, name)) for name in names}
     batch = ddpgx.Transition(jnp.zeros((8, 3)), jnp.zeros((8, 1)), jnp.ones(8), jnp.zeros((8, 3)), jnp.zeros(8, bool))
     ts, metrics = ddpgx.update(ts, batch)
     assert np.isfinite(float(metrics["critic_loss"])) and np.isfinite(float(metrics["policy_loss"]))
     assert float(metrics["skipped_updates"]) == 1.0
-    for new, old in zip(jax.tree.leaves(ts.policy_params), jax.tree.leaves(before), strict=True):
-        np.testing.assert_array_equal(np.asarray(new), old)  # not NaN: the step was dropped
+    # The policy's step and the Polyak update are dropped (not NaN); the critic's finite step stays, as in
+    # ddpgx_torch.
+    for name in names[:-1]:
+        for new, old in zip(jax.tree.leaves(getattr(ts, name)), jax.tree.leaves(before[name]), strict=True):
+            np.testing.assert_array_equal(np.asarray(new), old, err_msg=name)
+    assert not all(np.array_equal(np.asarray(new), old) for new, old in
+                   zip(jax.tree.leaves(ts.critic_params), jax.tree.leaves(before["critic_params"]), strict=True))
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves((ts.critic_params, ts.critic_opt_state)))
     assert int(ts.step) == 0
 
 

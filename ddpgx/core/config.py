@@ -46,9 +46,11 @@ class DDPGConfig:
       preprocessor_epsilon: added to the standard deviation when standardising.
       preprocessor_clip: standardised values are clipped to ``[-clip, clip]``.
       skip_nonfinite_updates: drop a gradient step whose critic or policy loss or gradient is NaN or infinite, or
-        whose gradients' sum of squares overflows (parameters, targets, optimizer states and scaler statistics stay
-        as they were; the ``skipped_updates`` metric counts it). With the default optimizers nothing non-finite is
-        then written; a custom optimizer that turns finite gradients into NaN is not caught.
+        whose gradients' sum of squares overflows: a bad critic step drops the whole step (parameters, targets,
+        optimizer states and scaler statistics stay as they were); a bad policy step after a good critic step
+        drops the policy's step and the Polyak update, and the critic's step stays (as in ``ddpgx_torch``). The
+        ``skipped_updates`` metric counts either. With the default optimizers nothing non-finite is then written;
+        a custom optimizer that turns finite gradients into NaN is not caught.
     """
 
     batch_size: int = 64

@@ -435,26 +435,49 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
     discount_t = hp.discount_factor * (1.0 - batch.terminated)
     target = losses.td_target(batch.rewards, discount_t, q_t)
 
-    # 2. Critic step.
+    # 2. Critic step. With skip_nonfinite_updates, a step whose loss or gradients are NaN or infinite, or whose
+    # gradients' sum of squares overflows, is dropped: its parameters, optimizer state and scaler statistics stay as
+    # they were. Given a finite loss and that finite sum, Adam (optax's, clipped or not) writes finite parameters and
+    # moments. The check reads the gradients, not the outputs, and each step is a ``lax.cond`` on it: selecting
+    # between new and old values instead made XLA copy the old parameters and moments (a sixth of an update at
+    # batch 100 on a CPU); the conditional updates them in place.
+    guard = config.skip_nonfinite_updates
+
+    def step_if(ok, step, *args):  # ``step(*args)`` if ``ok``, else the arguments it would update, unchanged
+        return jax.lax.cond(ok, step, lambda *unchanged: unchanged, *args) if guard else step(*args)
+
     def critic_objective(params):
         return losses.critic_loss(_critic_values(spec, params, critic_in_tm1, batch.actions), target)
 
-    (critic_loss, critic_aux), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(ts.critic_params)
-    updates, critic_opt_state = spec.critic_optimizer.update(critic_grads, ts.critic_opt_state, ts.critic_params)
-    critic_params = optax.apply_updates(ts.critic_params, updates)
+    def critic_step(params, opt_state, grads, new_obs_stats, new_state_stats):
+        updates, opt_state = spec.critic_optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, new_obs_stats, new_state_stats
 
-    # 3. Policy step through the critic just updated.
+    (critic_loss, critic_aux), critic_grads = jax.value_and_grad(critic_objective, has_aux=True)(ts.critic_params)
+    critic_ok = jnp.isfinite(critic_loss) & _finite_sum_of_squares(critic_grads) if guard else True
+    critic_params, critic_opt_state, obs_stats, state_stats = step_if(
+        critic_ok, lambda p, o, s, t: critic_step(p, o, critic_grads, obs_stats, state_stats), ts.critic_params,
+        ts.critic_opt_state, ts.observation_stats, ts.state_stats)
+
+    # 3. Policy step through the critic just updated. It is dropped with the critic's step, or on its own when its
+    # loss or gradients are not finite (the critic's step then stays), as in ddpgx_torch.
     def policy_objective(params):
         actions = _policy_actions(spec, params, obs_tm1)
         return losses.policy_loss(_critic_values(spec, critic_params, critic_in_tm1, actions))
 
-    (policy_loss, _), policy_grads = jax.value_and_grad(policy_objective, has_aux=True)(ts.policy_params)
-    updates, policy_opt_state = spec.policy_optimizer.update(policy_grads, ts.policy_opt_state, ts.policy_params)
-    policy_params = optax.apply_updates(ts.policy_params, updates)
+    def policy_step(params, opt_state):
+        updates, opt_state = spec.policy_optimizer.update(policy_grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
 
-    # 4. Polyak averaging: theta' <- polyak * theta + (1 - polyak) * theta'.
-    target_policy_params = optax.incremental_update(policy_params, ts.target_policy_params, hp.polyak)
-    target_critic_params = optax.incremental_update(critic_params, ts.target_critic_params, hp.polyak)
+    (policy_loss, _), policy_grads = jax.value_and_grad(policy_objective, has_aux=True)(ts.policy_params)
+    ok = critic_ok & jnp.isfinite(policy_loss) & _finite_sum_of_squares(policy_grads) if guard else True
+    policy_params, policy_opt_state = step_if(ok, policy_step, ts.policy_params, ts.policy_opt_state)
+
+    # 4. Polyak averaging, theta' <- polyak * theta + (1 - polyak) * theta', after a whole step only.
+    target_policy_params, target_critic_params = step_if(
+        ok, lambda policy, critic: (optax.incremental_update(policy_params, policy, hp.polyak),
+                                    optax.incremental_update(critic_params, critic, hp.polyak)),
+        ts.target_policy_params, ts.target_critic_params)
 
     q, y = critic_aux["q"], critic_aux["target"]
     metrics = {
@@ -476,31 +499,15 @@ def _gradient_step(ts: TrainState, batch: Transition) -> tuple[TrainState, dict[
         lr = _learning_rate(opt_state)
         if lr is not None:
             metrics[f"{name}_learning_rate"] = lr
-    new = {
-        "policy_params": policy_params,
-        "critic_params": critic_params,
-        "target_policy_params": target_policy_params,
-        "target_critic_params": target_critic_params,
-        "policy_opt_state": policy_opt_state,
-        "critic_opt_state": critic_opt_state,
-        "observation_stats": obs_stats,
-        "state_stats": state_stats,
-    }
     step = ts.step + 1
-    if config.skip_nonfinite_updates:
-        # A NaN or infinite value must never reach what is written: the whole step, scaler statistics included, is
-        # dropped and reported when a loss or a gradient is NaN or infinite, or the gradients' sum of squares
-        # overflows. Checking the losses alone is not enough: a finite loss can have an infinite gradient (sqrt at
-        # 0), and Adam then writes NaN into the parameters. Given finite losses and that finite sum, Adam (optax's,
-        # clipped or not) writes finite parameters and moments, and the Polyak targets stay finite. The check reads
-        # the gradients, not the outputs, so that the selects below fuse into the optimizers' elementwise updates
-        # (checking every output costs a quarter of an update at batch 100 on a CPU).
-        ok = jnp.isfinite(critic_loss) & jnp.isfinite(policy_loss) & _finite_sum_of_squares((critic_grads,
-                                                                                              policy_grads))
-        new = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, {name: getattr(ts, name) for name in new})
+    if guard:
         step = ts.step + ok.astype(ts.step.dtype)
         metrics["skipped_updates"] = 1.0 - ok.astype(jnp.float32)
-    return _replicated(ts.replace(step=step, **new)), metrics
+    new = ts.replace(step=step, policy_params=policy_params, critic_params=critic_params,
+                     target_policy_params=target_policy_params, target_critic_params=target_critic_params,
+                     policy_opt_state=policy_opt_state, critic_opt_state=critic_opt_state,
+                     observation_stats=obs_stats, state_stats=state_stats)
+    return _replicated(new), metrics
 
 
 def _finite_sum_of_squares(tree: Any) -> jax.Array:

@@ -42,8 +42,8 @@ class DDPGConfig:
       observation_preprocessor / state_preprocessor: standardise with running statistics.
       preprocessor_epsilon / preprocessor_clip: ``clip((x - mean) / (std + eps), -clip, clip)``.
       mixed_precision: ``False``, ``True``, ``"bf16"`` or ``"fp16"`` (see the module docstring).
-      skip_nonfinite_updates: drop a gradient step whose critic or policy loss is NaN or infinite (the
-        ``skipped_updates`` metric counts it), as ``ddpgx.DDPGConfig``.
+      skip_nonfinite_updates: drop a gradient step whose critic or policy loss or gradient is NaN or infinite
+        (the ``skipped_updates`` metric counts it), by the same rule as ``ddpgx.DDPGConfig``'s.
     """
 
     batch_size: int = 64

@@ -802,8 +802,8 @@ def _gradient_step(ts: TrainState, batch: Transition) -> dict[str, torch.Tensor]
             with _frozen(_params(ts, "critic")):
                 q_policy = _critic_values(spec, ts.critic, obs_tm1, states_tm1, actions, extras, "critic")
     policy_loss, _ = losses.policy_loss(q_policy)
-    # Departure from ddpgx, which drops the whole step: a non-finite policy loss or gradient after a finite critic
-    # step drops the policy step and the Polyak update, but the critic's step stays.
+    # As in ddpgx: a non-finite policy loss or gradient after a finite critic step drops the policy step and the
+    # Polyak update, but the critic's step stays.
     ok = critic_ok and _optimizer_step(ts, policy_loss, _params(ts, "policy"), ts.policy_optimizer, metrics,
                                        "policy", guard, policy_pullback)
     if critic_ok and ts.grad_scaler.is_enabled():
