@@ -469,7 +469,8 @@ class DDPG:
                 next_observations, next_timestep, next_timesteps = self._pending_next
                 actions, (key, noise_state), ts, buffer, metrics, info = core.add_update_act(
                     self.train_state, self.memory.state, self._pending, next_observations, next_timestep,
-                    next_timesteps, self._episode_starts, self._noise_scale(next_timestep, next_timesteps))
+                    next_timesteps, self._episode_starts, self._noise_scale(next_timestep, next_timesteps),
+                    metrics=self.write_interval > 0)
                 self.train_state, self.memory.state, self._pending = ts, buffer, None
                 self._prefetch = (next_observations, next_timestep, actions, key, noise_state, info)
                 self._track_update(metrics)
@@ -615,7 +616,8 @@ class DDPG:
         scale = self._noise_scale(0, 1)
         jax.block_until_ready(core.act(ts, observations, timestep=0, timesteps=1, episode_starts=starts, scale=scale))
         buffer = replay.add(buffer, batched)
-        jax.block_until_ready(core.add_update_act(ts, buffer, batched, observations, 0, 1, starts, scale))
+        jax.block_until_ready(core.add_update_act(ts, buffer, batched, observations, 0, 1, starts, scale,
+                                                  metrics=self.write_interval > 0))
         self.compile_seconds = time.perf_counter() - start
 
     def _noise_scale(self, timestep: int, timesteps: int) -> np.ndarray | None:

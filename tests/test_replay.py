@@ -204,6 +204,36 @@ def test_sample_and_add_inside_jit():
     assert set(np.unique(np.asarray(batch.rewards)).astype(int)) == set(range(102, 112))
 
 
+@pytest.mark.parametrize("replacement", [True, False])
+@pytest.mark.parametrize("filled, n", [(0, 1), (5, 3), (9, 3), (10, 3), (37, 4)])
+def test_sample_after_add_draws_what_add_then_sample_draws(replacement, filled, n):
+    # The environment loop samples for its update before writing the new rows (the write is its own call, issued
+    # after): the minibatch must be the one that writing first and then sampling gives, with every index, including
+    # rows that wrap around the ring (capacity 10) and a buffer still filling.
+    buffer = replay.init(10, example(), replacement=replacement)
+    for start in range(0, filled, 4):
+        buffer = replay.add(buffer, items(range(start, min(start + 4, filled))))
+    new = items(range(100, 100 + n))
+    for seed in range(5):
+        key = jax.random.key(seed)
+        after = jax.jit(replay.sample_after_add, static_argnums=3)(buffer, new, key, (2, 8))
+        written = replay.add(jax.tree.map(jnp.copy, buffer), new)
+        expected = replay.sample(written, key, (2, 8))
+        for name, got, want in zip(Transition._fields, after, expected, strict=True):
+            if want is not None:
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=name)
+    assert int(buffer.size) == min(filled, 10)  # only read
+
+
+def test_sample_after_add_rejects_what_add_rejects():
+    buffer = replay.init(10, example())
+    with pytest.raises(ValueError, match="expected \\(n, 3\\)"):
+        replay.sample_after_add(buffer, Transition(np.zeros((1, 2)), np.zeros((1, 1)), np.zeros(1), np.zeros((1, 3)),
+                                                   np.zeros(1, bool)), jax.random.key(0), 4)
+    with pytest.raises(ValueError, match="cannot add 11 transitions"):
+        replay.sample_after_add(buffer, items(range(11)), jax.random.key(0), 4)
+
+
 # --------------------------------------------------------------------------------------------- update_from_replay
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -273,7 +303,8 @@ def test_the_per_step_programs_never_copy_the_buffer():
     buffer = replay.init(capacity, jax.tree.map(lambda x: x[0], one))
     programs = {
         "add": replay.add.lower(buffer, one),
-        "update and act": core_ddpg._update_act.lower(ts, buffer, one.observations, 5, 10, np.zeros(1, bool), None),
+        "update and act": core_ddpg._update_act.lower(ts, buffer, one, one.observations, 5, 10, np.zeros(1, bool),
+                                                      None),
     }
     for name, lowered in programs.items():
         copies = [line.strip() for line in lowered.compile().as_text().splitlines()

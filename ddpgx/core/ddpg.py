@@ -571,9 +571,14 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
 def update_from_replay(train_state: TrainState, buffer: replay.ReplayState) -> tuple[TrainState, dict[str, jax.Array]]:
     """DDPG update sampling ``gradient_steps`` minibatches of ``batch_size`` uniformly from ``buffer``, in one
     jitted call (sampling included). The train state is donated; the buffer is only read."""
+    return _update_sampled(train_state, functools.partial(replay.sample, buffer))
+
+
+def _update_sampled(train_state: TrainState, draw: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+    """The update on minibatches ``draw(key, (gradient_steps, batch_size))``, with a key split off the state's."""
     config = train_state.spec.config
     key, sample_key = jax.random.split(train_state.key)
-    batch = replay.sample(buffer, sample_key, (config.gradient_steps, config.batch_size))
+    batch = draw(sample_key, (config.gradient_steps, config.batch_size))
     return _scan_updates(train_state.replace(key=key), _prepare_batch(train_state.spec, batch))
 
 
@@ -602,10 +607,17 @@ def add_update_act(
     timesteps: Any,
     episode_starts: jax.Array,
     scale: Any = None,
+    *,
+    metrics: bool = True,
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array], TrainState, replay.ReplayState, dict, dict]:
     """:func:`add_and_update`, then the exploring action for ``next_observations`` with the updated policy: what an
-    environment loop runs between two environment steps, as two jitted calls (the buffer's write, then the update
-    and the action; see :func:`add_and_update` for why not one).
+    environment loop runs between two environment steps.
+
+    These are two jitted calls, in this order: the update and the action, which sample the buffer as it will be
+    after the write (:func:`ddpgx.core.replay.sample_after_add`: the same minibatch as writing first, and only reads
+    the buffer), then the buffer's write, which is dispatched while the update computes. ``metrics=False`` skips
+    the metrics and the noise statistics (both returned as ``{}``): a loop that records neither saves their
+    computation and their transfer.
 
     The action's randomness is *not* committed to the returned train state: the call returns
     ``(actions, (key, noise_state), train_state, buffer, metrics, info)`` and the caller that uses ``actions`` sets
@@ -613,17 +625,20 @@ def add_update_act(
     :func:`act` (``explore=True``, with the same ``scale``). A caller that ends up acting on other observations drops
     them and calls ``act``.
     """
-    buffer = replay.add(buffer, transitions)
-    actions, (key, noise_state), train_state, metrics, info = _update_act(
-        train_state, buffer, next_observations, timestep, timesteps, episode_starts, scale)
-    return actions, (key, noise_state), train_state, buffer, metrics, info
+    actions, (key, noise_state), train_state, metrics_, info = _update_act(
+        train_state, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
+        with_metrics=metrics)
+    return actions, (key, noise_state), train_state, replay.add(buffer, transitions), metrics_, info
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def _update_act(train_state, buffer, next_observations, timestep, timesteps, episode_starts, scale):
-    """:func:`update_from_replay` and the exploring action of :func:`add_update_act`, in one jitted call that only
-    reads the buffer."""
-    train_state, metrics = update_from_replay(train_state, buffer)
+@functools.partial(jax.jit, donate_argnums=0, static_argnames="with_metrics")
+def _update_act(train_state, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
+                with_metrics=True):
+    """The update on the buffer with ``transitions`` written (read, not written) and the exploring action of
+    :func:`add_update_act`, in one jitted call."""
+    train_state, metrics = _update_sampled(train_state, functools.partial(replay.sample_after_add, buffer, transitions))
     actions, key, noise_state, info = _act(train_state, next_observations, timestep, timesteps, True, episode_starts,
                                            scale)
+    if not with_metrics:
+        metrics, info = {}, {}
     return actions, (key, noise_state), train_state, metrics, info

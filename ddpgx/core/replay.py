@@ -71,6 +71,16 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
     Raises:
       ValueError: if the batch does not match the buffer's structure and shapes, or holds more than capacity.
     """
+    n = _batch_size(buffer, transitions)
+    cap = capacity(buffer)
+    index = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % cap
+    data = jax.tree.map(lambda old, new: old.at[index].set(jnp.asarray(new, old.dtype)), buffer.data, transitions)
+    return buffer.replace(data=data, position=(buffer.position + n) % cap, size=jnp.minimum(buffer.size + n, cap))
+
+
+def _batch_size(buffer: ReplayState, transitions: Transition) -> int:
+    """The number ``n`` of transitions in a batch for ``buffer``; raises ``ValueError`` (see :func:`add`) if the
+    batch does not fit."""
     cap = capacity(buffer)
     if isinstance(buffer.data, Transition):
         if not isinstance(transitions, Transition):
@@ -101,9 +111,7 @@ def add(buffer: ReplayState, transitions: Transition) -> ReplayState:
     (n,) = sizes
     if n > cap:
         raise ValueError(f"cannot add {n} transitions at once to a buffer of capacity {cap}")
-    index = (buffer.position + jnp.arange(n, dtype=jnp.int32)) % cap
-    data = jax.tree.map(lambda old, new: old.at[index].set(jnp.asarray(new, old.dtype)), buffer.data, transitions)
-    return buffer.replace(data=data, position=(buffer.position + n) % cap, size=jnp.minimum(buffer.size + n, cap))
+    return n
 
 
 def sample(buffer: ReplayState, key: jax.Array, shape: int | tuple[int, ...]) -> Transition:
@@ -116,16 +124,47 @@ def sample(buffer: ReplayState, key: jax.Array, shape: int | tuple[int, ...]) ->
     The buffer must hold at least one transition (inside jit this cannot be checked; an empty buffer yields
     entry 0 of its zero-initialised storage).
     """
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    size = jnp.maximum(buffer.size, 1)
-    if buffer.replacement:
-        index = jax.random.randint(key, shape, 0, size)
-    else:
-        cap = capacity(buffer)
-        if shape[-1] > cap:
-            raise ValueError(f"cannot draw {shape[-1]} distinct transitions from a buffer of capacity {cap}")
-        index = _distinct(key, shape, size)
+    index = _indices(buffer, key, shape, buffer.size)
     return jax.tree.map(lambda x: x[index], buffer.data)
+
+
+def sample_after_add(buffer: ReplayState, transitions: Transition, key: jax.Array,
+                     shape: int | tuple[int, ...]) -> Transition:
+    """What ``sample(add(buffer, transitions), key, shape)`` draws, read from ``buffer`` without writing it: the
+    indices are drawn as :func:`sample` draws them from the buffer after the write, and an index that the write
+    would fill takes its row from ``transitions``.
+
+    This lets a step sample for its update and write the new transitions in a separate call issued after it. In one
+    program, XLA copies the buffer's columns to sample from them while writing them in place (see
+    :func:`ddpgx.core.add_and_update`); here the sampling only reads them.
+
+    Raises:
+      ValueError: as :func:`add`, if the batch does not match the buffer.
+    """
+    n = _batch_size(buffer, transitions)
+    cap = capacity(buffer)
+    index = _indices(buffer, key, shape, jnp.minimum(buffer.size + n, cap))
+    offset = (index - buffer.position) % cap  # where the write puts row k: offset k
+    written = offset < n
+    row = jnp.minimum(offset, n - 1)
+
+    def pick(stored: jax.Array, new: Any) -> jax.Array:
+        mask = written.reshape(written.shape + (1,) * (stored.ndim - 1))
+        return jnp.where(mask, jnp.asarray(new, stored.dtype)[row], stored[index])
+
+    return jax.tree.map(pick, buffer.data, transitions)
+
+
+def _indices(buffer: ReplayState, key: jax.Array, shape: int | tuple[int, ...], size: jax.Array) -> jax.Array:
+    """Indices of a draw of leading ``shape`` among ``size`` filled entries, as :func:`sample` describes."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    size = jnp.maximum(size, 1)
+    if buffer.replacement:
+        return jax.random.randint(key, shape, 0, size)
+    cap = capacity(buffer)
+    if shape[-1] > cap:
+        raise ValueError(f"cannot draw {shape[-1]} distinct transitions from a buffer of capacity {cap}")
+    return _distinct(key, shape, size)
 
 
 def _distinct(key: jax.Array, shape: tuple[int, ...], size: jax.Array) -> jax.Array:
