@@ -6,10 +6,12 @@ mode, ``learning_starts``, ``rewards_shaper``, TensorBoard tracking (:mod:`ddpgx
 (:mod:`ddpgx.checkpoints`) and the best agent.
 
 Per environment step the trainer calls ``act``, ``record_transition`` and ``post_interaction``. Once learning has
-started, ``post_interaction`` runs :func:`ddpgx.core.add_update_act`: one jitted call writes the transition into
-the buffer, and one more runs the update and already computes the next exploring action for the observations just
-recorded; the next ``act`` on those same observations returns it without another call (acting on anything else
-computes a fresh action, and the result is the same either way). Metrics stay on the device until a write interval.
+started, ``post_interaction`` runs :func:`ddpgx.core.add_update_act`: one jitted call runs the update, sampling the
+buffer as it will be once the transition is written, and already computes the next exploring action for the
+observations just recorded; a second one, dispatched while the first computes, writes the transition. The next
+``act`` on those same observations returns the precomputed action without another call (acting on anything else
+computes a fresh action, and the result is the same either way). Metrics stay on the device until a write interval;
+with ``write_interval=0`` they are not computed at all.
 
 Departures from skrl, on purpose: no exploration noise in evaluation mode (skrl adds it), the Ornstein-Uhlenbeck
 state is reset where an episode ends, and ``load`` restores everything (skrl's JAX ``load`` drops optimizer state).
