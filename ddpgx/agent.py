@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpgx import checkpoints, core, noises, skrl_checkpoint, tracking
+from ddpgx import checkpoints, core, host_memory, noises, skrl_checkpoint, tracking
 from ddpgx.core import networks, replay, sharding, spaces
 from ddpgx import models as models_lib
 from ddpgx.core import noise as noise_lib
@@ -240,6 +240,8 @@ class DDPG:
         self.memory = memory
         self.observation_space, self.state_space, self.action_space = observation_space, state_space, action_space
         self.device = settings.config.jax.parse_device(device)
+        if self.device.platform == "cpu":
+            host_memory.keep_freed_memory()  # XLA:CPU's per-call buffers stop faulting pages in every step
         self.training = False
         # Evaluation with exploration noise (the trainer's stochastic_evaluation); training mode always explores.
         self.explore_in_evaluation = False
