@@ -389,7 +389,7 @@ class DDPG:
                                          scale=self._noise_scale(timestep, timesteps))
             self.train_state = ts
         exploring = self.training and self.train_state.noise is not None and timestep >= self.cfg.random_timesteps
-        if exploring and self.write_interval > 0:
+        if exploring and self._tracking:
             self.tracker.track_metrics({k: info[k] for k in ("noise_max", "noise_min", "noise_mean")})
         return actions, {}
 
@@ -409,7 +409,7 @@ class DDPG:
         if rewards.size != terminated.size or rewards.size != truncated.size or rewards.size == 0:
             raise ValueError(f"rewards, terminated and truncated must hold one value per environment; got shapes "
                              f"{rewards.shape}, {terminated.shape} and {truncated.shape}")
-        if self.write_interval > 0:
+        if self._tracking:
             self.tracker.track_step(rewards, terminated, truncated)
         done = np.logical_or(terminated, truncated).reshape(-1)
         self._episode_starts = done
@@ -474,7 +474,7 @@ class DDPG:
                 actions, (key, noise_state), ts, buffer, metrics, info = core.add_update_act(
                     self.train_state, self.memory.state, self._pending, next_observations, next_timestep,
                     next_timesteps, self._episode_starts, self._noise_scale(next_timestep, next_timesteps),
-                    metrics=self.write_interval > 0)
+                    metrics=self._tracking)
                 self.train_state, self.memory.state, self._pending = ts, buffer, None
                 self._prefetch = (next_observations, next_timestep, actions, key, noise_state, info)
                 self._track_update(metrics)
@@ -621,8 +621,14 @@ class DDPG:
         jax.block_until_ready(core.act(ts, observations, timestep=0, timesteps=1, episode_starts=starts, scale=scale))
         buffer = replay.add(buffer, batched)
         jax.block_until_ready(core.add_update_act(ts, buffer, batched, observations, 0, 1, starts, scale,
-                                                  metrics=self.write_interval > 0))
+                                                  metrics=self._tracking))
         self.compile_seconds = time.perf_counter() - start
+
+    @property
+    def _tracking(self) -> bool:
+        """Whether tracked data is ever written: only then do updates and exploring acts report metrics and are
+        rewards tracked."""
+        return self.write_interval > 0
 
     def _noise_scale(self, timestep: int, timesteps: int) -> np.ndarray | None:
         """``exploration_scheduler(timestep, timesteps)`` evaluated on the host (None without a scheduler)."""
@@ -647,7 +653,7 @@ class DDPG:
             self._pending = None
 
     def _track_update(self, metrics: dict) -> None:
-        if self.write_interval > 0:
+        if self._tracking:
             self.tracker.track_metrics({k: v for k, v in metrics.items()
                                         if k in tracking.METRIC_TAGS and not k.endswith("grad_norm")})
 

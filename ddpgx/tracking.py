@@ -125,8 +125,9 @@ class EpisodeTracker:
         self._running_return: Optional[np.ndarray] = None
         self._running_length: Optional[np.ndarray] = None
 
-    def add(self, rewards: Any, terminated: Any, truncated: Any) -> np.ndarray:
-        """Accounts one step of ``num_envs`` environments; returns the indices whose episode finished."""
+    def add(self, rewards: Any, terminated: Any, truncated: Any) -> list[float]:
+        """Accounts one step of ``num_envs`` environments; returns the returns of the episodes that finished in it
+        (in environment order)."""
         rewards = np.asarray(rewards, np.float64).reshape(-1)
         done = np.logical_or(np.asarray(terminated, bool).reshape(-1), np.asarray(truncated, bool).reshape(-1))
         if self._running_return is None or self._running_return.shape != rewards.shape:
@@ -134,13 +135,14 @@ class EpisodeTracker:
             self._running_length = np.zeros(rewards.shape, np.int64)
         self._running_return += rewards
         self._running_length += 1
-        ended = np.nonzero(done)[0]
-        if ended.size:
-            self.returns.extend(self._running_return[ended].tolist())
-            self.lengths.extend(self._running_length[ended].tolist())
-            self.finished += int(ended.size)
-            self._running_return[ended] = 0.0
-            self._running_length[ended] = 0
+        if not done.any():
+            return []
+        ended = self._running_return[done].tolist()
+        self.returns.extend(ended)
+        self.lengths.extend(self._running_length[done].tolist())
+        self.finished += len(ended)
+        self._running_return[done] = 0.0
+        self._running_length[done] = 0
         return ended
 
     def clear(self) -> None:

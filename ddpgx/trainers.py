@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ddpgx import tracking
 from ddpgx.ddpg_cfg import make_cfg
 from ddpgx.envs import wrap_env
 
@@ -123,7 +124,7 @@ class SequentialTrainer:
         info_key = self.cfg.environment_info
         returns: list[float] = []
         ends: list[int] = []  # timestep at which each of those episodes ended
-        running = np.zeros(env.num_envs)
+        episodes = tracking.EpisodeTracker(maxlen=10)  # the progress bar shows the mean of the last 10
         first = self.cfg.initial_timestep
         progress = _progress(timesteps, self.cfg.disable_progressbar, first)
         start = time.perf_counter()
@@ -154,16 +155,12 @@ class SequentialTrainer:
                 )
                 agent.post_interaction(timestep=timestep, timesteps=timesteps)
                 observations, states = next_observations, next_states
-                running += rewards.reshape(-1)
-                done = np.logical_or(terminated, truncated).reshape(-1)
-                ended: list[float] = []
-                if done.any():
-                    ended = running[done].tolist()
+                ended = episodes.add(rewards, terminated, truncated)
+                if ended:
                     returns.extend(ended)
-                    ends.extend([timestep + 1] * int(done.sum()))
-                    running[done] = 0.0
+                    ends.extend([timestep + 1] * len(ended))
                     if progress is not None:
-                        progress.set_postfix_str(f"return(last 10) {np.mean(returns[-10:]):.1f}", refresh=False)
+                        progress.set_postfix_str(f"return(last 10) {np.mean(episodes.returns):.1f}", refresh=False)
                 if progress is not None:
                     progress.update(1)
                 if self.callback is not None and self.callback(timestep + 1, ended):

@@ -587,14 +587,21 @@ def add_and_update(
     """Adds a batch of transitions (one per environment) to ``buffer``, then :func:`update_from_replay`: what an
     environment loop runs each step once learning has started. Both states are donated.
 
-    These are two jitted calls, :func:`ddpgx.core.replay.add` (which writes the buffer in place) and
-    :func:`update_from_replay` (which only reads it). Compiled as one program, XLA copies the buffer's columns on
-    every call to sample from them while writing them in place: 14 ms a step for a million-transition buffer, against
-    0.04 ms for the separate write.
+    These are two jitted calls, in this order: the update, which samples the buffer as it will be after the write
+    (:func:`ddpgx.core.replay.sample_after_add`: the same minibatch as writing first) and only reads it, then the
+    write (:func:`ddpgx.core.replay.add`, in place), dispatched while the update computes. Compiled as one program,
+    XLA copies the buffer's columns on every call to sample from them while writing them in place: 14 ms a step for
+    a million-transition buffer, against 0.04 ms for the separate write.
     """
-    buffer = replay.add(buffer, transitions)
-    train_state, metrics = update_from_replay(train_state, buffer)
-    return train_state, buffer, metrics
+    train_state, metrics = _update_after_add(train_state, buffer, transitions)
+    return train_state, replay.add(buffer, transitions), metrics
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _update_after_add(train_state: TrainState, buffer: replay.ReplayState,
+                      transitions: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
+    """:func:`update_from_replay` on ``buffer`` with ``transitions`` written (read, not written)."""
+    return _update_sampled(train_state, functools.partial(replay.sample_after_add, buffer, transitions))
 
 
 def add_update_act(
@@ -612,9 +619,8 @@ def add_update_act(
     """:func:`add_and_update`, then the exploring action for ``next_observations`` with the updated policy: what an
     environment loop runs between two environment steps.
 
-    These are two jitted calls, in this order: the update and the action, which sample the buffer as it will be
-    after the write (:func:`ddpgx.core.replay.sample_after_add`: the same minibatch as writing first, and only reads
-    the buffer), then the buffer's write, which is dispatched while the update computes. ``metrics=False`` skips
+    These are two jitted calls, as in :func:`add_and_update`: the update (sampling the buffer as it will be after
+    the write) and the action in one, then the buffer's write, dispatched while the first computes. ``metrics=False`` skips
     the metrics and the noise statistics (both returned as ``{}``): a loop that records neither saves their
     computation and their transfer.
 
@@ -635,7 +641,7 @@ def _update_act(train_state, buffer, transitions, next_observations, timestep, t
                 with_metrics=True):
     """The update on the buffer with ``transitions`` written (read, not written) and the exploring action of
     :func:`add_update_act`, in one jitted call."""
-    train_state, metrics = _update_sampled(train_state, functools.partial(replay.sample_after_add, buffer, transitions))
+    train_state, metrics = _update_after_add(train_state, buffer, transitions)
     actions, key, noise_state, info = _act(train_state, next_observations, timestep, timesteps, True, episode_starts,
                                            scale)
     if not with_metrics:
