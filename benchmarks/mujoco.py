@@ -1,12 +1,17 @@
 """Learning on MuJoCo v5 tasks with ddpgx's presets, and sbx's DDPG with the same settings side by side.
 
-Each run is its own process (``--one``), and the runs are interleaved (task by task, seed by seed, the order of
-the libraries rotating) so that a machine's drift does not favour one library. Both libraries get the preset's
-settings (Fujimoto et al. 2018's DDPG, :mod:`ddpgx.cli.presets`): 400-300 ReLU networks, Adam 1e-3 for actor and
-critic, batch 100, tau 0.005, gamma 0.99, Gaussian exploration N(0, 0.1 max_action), uniform random actions and no
-learning for the first 1,000 (HalfCheetah, Ant: 10,000) steps, a replay of 1e6, one gradient step per environment
-step. Every ``--eval-interval`` steps the deterministic policy is evaluated over ``--eval-episodes`` episodes
-(seeds 10,000 onward, the same for both libraries); the training wall time excludes those evaluations.
+Each run is its own process (``--one``), and the two libraries' runs of a (task, seed) advance in lockstep: both
+processes start, and they take turns, one evaluation interval of training at a time (the order of the libraries
+rotating from one (task, seed) to the next), so that a machine whose speed drifts over minutes slows both alike.
+A process waits for its turn outside its timed training, and each interval's training time is recorded
+(``chunk_seconds``), so the report gives the ratio of the totals and the median of the per-interval ratios.
+
+Both libraries get the preset's settings (Fujimoto et al. 2018's DDPG, :mod:`ddpgx.cli.presets`): 400-300 ReLU
+networks, Adam 1e-3 for actor and critic, batch 100, tau 0.005, gamma 0.99, Gaussian exploration N(0, 0.1
+max_action), uniform random actions and no learning for the first 1,000 (HalfCheetah, Ant: 10,000) steps, a replay
+of 1e6, one gradient step per environment step. Every ``--eval-interval`` steps the deterministic policy is
+evaluated over ``--eval-episodes`` episodes (seeds 10,000 onward, the same for both libraries); the training wall
+time excludes those evaluations.
 
 Reported per task: the final evaluation return (mean over seeds), the training wall time and env steps/s, the time
 ratio ddpgx / sbx, and the floor set by the update's matrix products at the preset's batch size (its FLOPs over
@@ -54,9 +59,51 @@ def _settings(task: str) -> dict[str, Any]:
     return settings
 
 
+def _chunks(timesteps: int, interval: int) -> int:
+    """The number of training turns of a run: one per evaluation interval (the last one possibly shorter)."""
+    return -(-timesteps // interval) if interval else 1
+
+
+def _turn(steps: int, seconds: float) -> None:
+    """Ends a turn: tells the parent how far training got and how long the turn's training took."""
+    print(f"CHUNK {steps} {seconds!r}", flush=True)
+
+
+def _wait_turn() -> None:
+    """Blocks until the parent gives this process its next turn (a line on stdin)."""
+    if not sys.stdin.readline():
+        raise SystemExit("mujoco.py: the parent process went away")
+
+
 def run_ddpgx(task: str, seed: int, timesteps: int, interval: int, episodes: int) -> dict[str, Any]:
+    from ddpgx import trainers
     from ddpgx.cli import runner
 
+    # Turns end at the runner's periodic evaluations: the wait for the next turn happens inside an evaluation, whose
+    # time the runner keeps apart from training. The trainer's start and end mark the first and last turns.
+    chunks, marks, seconds = _chunks(timesteps, interval), {}, []
+    evaluate, train = runner.evaluate, trainers.SequentialTrainer.train
+
+    def timed_train(self):
+        marks["resumed"] = time.perf_counter()
+        try:
+            return train(self)
+        finally:
+            marks["end"] = time.perf_counter()
+
+    def evaluate_in_turns(*args, **kwargs):
+        if len(seconds) >= chunks or "end" in marks:  # the final evaluation, after training
+            return evaluate(*args, **kwargs)
+        seconds.append(time.perf_counter() - marks["resumed"])
+        returns = evaluate(*args, **kwargs)
+        _turn(min(len(seconds) * interval, timesteps), seconds[-1])
+        if len(seconds) < chunks:
+            _wait_turn()
+        marks["resumed"] = time.perf_counter()
+        return returns
+
+    runner.evaluate, trainers.SequentialTrainer.train = evaluate_in_turns, timed_train
+    _wait_turn()
     with tempfile.TemporaryDirectory() as directory:
         plan = runner.plan({"env.id": task, "run.timesteps": timesteps, "run.seed": seed,
                             "evaluation.interval": interval, "evaluation.episodes": episodes,
@@ -64,10 +111,14 @@ def run_ddpgx(task: str, seed: int, timesteps: int, interval: int, episodes: int
                             "cfg.experiment.experiment_name": "run", "cfg.experiment.write_interval": 0,
                             "cfg.experiment.checkpoint_interval": 0})
         result = runner.train(plan, progress=False, log=lambda *_: None)
+    if len(seconds) < chunks:  # the last turn ended with training, not at an evaluation
+        seconds.append(marks["end"] - marks["resumed"])
+        _turn(timesteps, seconds[-1])
     train_seconds = result["train_seconds"] - result["periodic_eval_seconds"]
     return {"eval_timesteps": result["eval_timesteps"], "eval_returns": result["eval_curve"],
             "final_eval": result["eval_curve"][-1] if result["eval_curve"] else result["eval_mean"],
-            "train_seconds": train_seconds, "env_steps_per_second": timesteps / train_seconds}
+            "train_seconds": train_seconds, "env_steps_per_second": timesteps / train_seconds,
+            "chunk_seconds": seconds}
 
 
 def run_sbx(task: str, seed: int, timesteps: int, interval: int, episodes: int) -> dict[str, Any]:
@@ -88,20 +139,23 @@ def run_sbx(task: str, seed: int, timesteps: int, interval: int, episodes: int) 
                  action_noise=NormalActionNoise(np.zeros(size), np.full(size, std)),
                  policy_kwargs={"net_arch": settings["networks.policy_hidden_sizes"]}, seed=seed, verbose=0)
     policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731 -- batched obs -> batched actions
-    steps, seconds, ts, returns = 0, 0.0, [], []
+    steps, chunks, ts, returns = 0, [], [], []
     while steps < timesteps:
         chunk = min(interval, timesteps - steps) if interval else timesteps
+        _wait_turn()
         start = time.perf_counter()
         model.learn(total_timesteps=chunk, reset_num_timesteps=steps == 0, progress_bar=False)
-        seconds += time.perf_counter() - start
+        chunks.append(time.perf_counter() - start)
         steps += chunk
         if interval and episodes:
             ts.append(steps)
             returns.append(float(np.mean(evaluate(policy, task, episodes))))
+        _turn(steps, chunks[-1])
     final = returns[-1] if returns else float(np.mean(evaluate(policy, task, episodes)))
     env.close()
+    seconds = sum(chunks)
     return {"eval_timesteps": ts, "eval_returns": returns, "final_eval": final, "train_seconds": seconds,
-            "env_steps_per_second": timesteps / seconds}
+            "env_steps_per_second": timesteps / seconds, "chunk_seconds": chunks}
 
 
 def matmul_floor(task: str, timesteps: int) -> dict[str, float]:
@@ -145,16 +199,68 @@ def matmul_floor(task: str, timesteps: int) -> dict[str, float]:
     return {"flops": flops, "gflops_measured": rate / 1e9, "floor_seconds": flops / rate}
 
 
-def _child(library: str, task: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    command = [sys.executable, os.path.abspath(__file__), "--one", library, "--tasks", task, "--seeds", str(seed),
-               "--timesteps", str(args.timesteps), "--eval-interval", str(args.eval_interval), "--eval-episodes",
-               str(args.eval_episodes)]
-    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"),
-                          check=False)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"{library} {task} seed {seed} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return json.loads(lines[-1])
+class _Child:
+    """One library's run of a (task, seed) in its own process, trained one turn at a time (see the docstring)."""
+
+    def __init__(self, library: str, task: str, seed: int, args: argparse.Namespace):
+        self.name = f"{library} {task} seed {seed}"
+        command = [sys.executable, os.path.abspath(__file__), "--one", library, "--tasks", task, "--seeds",
+                   str(seed), "--timesteps", str(args.timesteps), "--eval-interval", str(args.eval_interval),
+                   "--eval-episodes", str(args.eval_episodes)]
+        # stderr goes to a file, read on failure: a pipe nobody reads could fill and block the child
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- closed by close()
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                         text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
+
+    def turn(self) -> tuple[int, float]:
+        """Lets the process train its next interval; returns (timesteps trained so far, the turn's training time)."""
+        self._process.stdin.write("go\n")
+        self._process.stdin.flush()
+        line = self._line("CHUNK ")
+        steps, seconds = line.split()[1:]
+        return int(steps), float(seconds)
+
+    def result(self) -> dict[str, Any]:
+        """The run's result (its last line), once its last turn is over."""
+        result = json.loads(self._line("{"))
+        self._process.stdin.close()
+        if self._process.wait() != 0:
+            self._fail()
+        return result
+
+    def _line(self, prefix: str) -> str:
+        for line in self._process.stdout:  # other output (a library's own prints) is skipped
+            if line.startswith(prefix):
+                return line
+        self._process.wait()
+        self._fail()
+
+    def _fail(self) -> None:
+        self._stderr.seek(0)
+        raise RuntimeError(f"{self.name} failed (exit status {self._process.returncode}):\n"
+                           f"{self._stderr.read()[-4000:]}")
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._stderr.close()
+
+
+def run_in_turns(libraries: list[str], task: str, seed: int, args: argparse.Namespace) -> tuple[dict, list]:
+    """Runs each library's (task, seed) in lockstep, one interval each in turn, in the order given; returns the
+    results by library and the order in which the turns ran, ``[(library, timesteps trained), ...]``."""
+    children = {library: _Child(library, task, seed, args) for library in libraries}
+    order = []
+    try:
+        for _ in range(_chunks(args.timesteps, args.eval_interval)):
+            for library, child in children.items():
+                steps, _seconds = child.turn()
+                order.append((library, steps))
+        return {library: child.result() for library, child in children.items()}, order
+    finally:
+        for child in children.values():
+            child.close()
 
 
 def figure(path: str, task: str, results: list[dict[str, Any]], libraries: list[str]) -> None:
@@ -206,8 +312,11 @@ def report(results: list[dict[str, Any]], tasks: list[str], libraries: list[str]
             ratio = np.mean([r["train_seconds"] for r in by["ddpgx"]]) / np.mean([r["train_seconds"]
                                                                                   for r in by["sbx"]])
             gap = (ours - theirs) / abs(theirs) if theirs else float("nan")
+            per_turn = [a / b for x, y in zip(by["ddpgx"], by["sbx"], strict=True)
+                        for a, b in zip(x["chunk_seconds"], y["chunk_seconds"], strict=True) if b > 0]
             lines.append(f"- {task}: ddpgx's final return is {gap:+.1%} of sbx's ({ours:.1f} vs {theirs:.1f}; bar: "
-                         f"no worse than -10%); ddpgx's training time is {ratio:.2f}x sbx's (bar: <= 0.75x)")
+                         f"no worse than -10%); ddpgx's training time is {ratio:.2f}x sbx's (bar: <= 0.75x; median "
+                         f"of the {len(per_turn)} per-interval ratios {np.median(per_turn):.2f}x)")
         floor = floors[task]
         ours = by.get("ddpgx")
         if ours:
@@ -256,18 +365,20 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("sbx is not installed (pip install sbx-rl) and no other library was asked for")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"libraries {libraries}; {args.timesteps} steps, seeds {args.seeds}", flush=True)
-    results = []
+    results, schedule = [], []
     for t, task in enumerate(args.tasks):
         for s, seed in enumerate(args.seeds):
             k = (t + s) % len(libraries)
-            for library in libraries[k:] + libraries[:k]:  # rotate the order to spread drift
-                load = os.getloadavg()[0]
-                result = _child(library, task, seed, args)
+            load = os.getloadavg()[0]
+            by_library, order = run_in_turns(libraries[k:] + libraries[:k], task, seed, args)  # rotated order
+            schedule.append({"task": task, "seed": seed, "turns": order})
+            for library in libraries:
+                result = by_library[library]
                 result.update(library=library, task=task, seed=seed, load_before=load)
                 results.append(result)
                 print(f"{task} {library:6s} seed {seed}: final evaluation {result['final_eval']:8.1f}, train "
                       f"{result['train_seconds']:7.1f} s ({result['env_steps_per_second']:5.0f} env steps/s; load "
-                      f"average before {load:.1f})", flush=True)
+                      f"average before the pair {load:.1f})", flush=True)
     floors = {}
     for task in args.tasks:
         floors[task] = matmul_floor(task, args.timesteps)
@@ -276,7 +387,8 @@ def main(argv: list[str] | None = None) -> None:
     for task in args.tasks:
         figure(os.path.join(args.out, f"mujoco_{task}.png"), task, results, libraries)
     with open(os.path.join(args.out, "mujoco_results.json"), "w") as file:
-        json.dump({"args": vars(args), "results": results, "floors": floors}, file, indent=2)
+        json.dump({"args": vars(args), "results": results, "floors": floors, "schedule": schedule}, file,
+                  indent=2)
     text = report(results, args.tasks, libraries, floors)
     print(text)
     if args.markdown:
@@ -284,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
             file.write(f"\n## MuJoCo learning ({datetime.date.today()})\n\n`python benchmarks/mujoco.py --tasks "
                        f"{' '.join(args.tasks)} --timesteps {args.timesteps} --seeds "
                        f"{' '.join(map(str, args.seeds))}` on {os.cpu_count()} CPUs; each run its own process, "
-                       f"interleaved.\n\n{text}\n")
+                       f"the two libraries in lockstep.\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -48,4 +48,13 @@ def test_mujoco_benchmark_runs_both_libraries_and_reports(tmp_path):
     for run in runs.values():
         assert run["eval_timesteps"] == [100, 200] and len(run["eval_returns"]) == 2
         assert run["train_seconds"] > 0 and np.isfinite(run["final_eval"])
+        # each interval's training time is recorded, and together they are the run's training time
+        assert len(run["chunk_seconds"]) == 2 and min(run["chunk_seconds"]) > 0
+        assert sum(run["chunk_seconds"]) == pytest.approx(run["train_seconds"], rel=0.05)
+    # the two runs took turns, one interval each, in lockstep
+    (pair,) = saved["schedule"]
+    first, second = (library for library, _ in pair["turns"][:2])
+    assert {first, second} == {"ddpgx", "sbx"}
+    assert pair["turns"] == [[first, 100], [second, 100], [first, 200], [second, 200]]
+    assert "median of the 2 per-interval ratios" in done.stdout
     assert (tmp_path / "mujoco_Hopper-v5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
