@@ -58,3 +58,21 @@ def test_mujoco_benchmark_runs_both_libraries_and_reports(tmp_path):
     assert pair["turns"] == [[first, 100], [second, 100], [first, 200], [second, 200]]
     assert "median of the 2 per-interval ratios" in done.stdout
     assert (tmp_path / "mujoco_Hopper-v5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_mujoco_benchmark_takes_turns_without_sbx(tmp_path):
+    """ddpgx alone (as in CI, where sbx is not installed): the run still trains one interval per turn, and a last
+    interval that ends with training rather than at an evaluation (250 = 100 + 100 + 50) is a turn of its own."""
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", "mujoco.py"), "--tasks", "Hopper-v5", "--timesteps",
+               "250", "--seeds", "0", "--eval-interval", "100", "--eval-episodes", "1", "--libraries", "ddpgx",
+               "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = json.loads((tmp_path / "mujoco_results.json").read_text())
+    (run,) = saved["results"]
+    assert run["library"] == "ddpgx" and run["eval_timesteps"] == [100, 200]
+    assert len(run["chunk_seconds"]) == 3 and min(run["chunk_seconds"]) > 0
+    assert sum(run["chunk_seconds"]) == pytest.approx(run["train_seconds"], rel=0.05)
+    assert saved["schedule"][0]["turns"] == [["ddpgx", 100], ["ddpgx", 200], ["ddpgx", 250]]
+    assert "| Hopper-v5 | ddpgx | 1 |" in done.stdout
