@@ -2,9 +2,10 @@
 
 Each run is its own process (``--one``), and the two libraries' runs of a (task, seed) advance in lockstep: both
 processes start, and they take turns, one evaluation interval of training at a time (the order of the libraries
-rotating from one (task, seed) to the next), so that a machine whose speed drifts over minutes slows both alike.
-A process waits for its turn outside its timed training, and each interval's training time is recorded
-(``chunk_seconds``), so the report gives the ratio of the totals and the median of the per-interval ratios.
+rotating from one (task, seed) to the next), so that a machine whose speed drifts over minutes slows both alike. A
+process waits for its turn outside its timed training (its final evaluation too waits for a turn of its own), and
+each interval's training time is recorded (``chunk_seconds``), so the report gives the ratio of the totals and the
+median of the per-interval ratios.
 
 Both libraries get the preset's settings (Fujimoto et al. 2018's DDPG, :mod:`ddpgx.cli.presets`): 400-300 ReLU
 networks, Adam 1e-3 for actor and critic, batch 100, tau 0.005, gamma 0.99, Gaussian exploration N(0, 0.1
@@ -65,8 +66,10 @@ def _chunks(timesteps: int, interval: int) -> int:
 
 
 def _turn(steps: int, seconds: float) -> None:
-    """Ends a turn: tells the parent how far training got and how long the turn's training took."""
+    """Ends a turn: tells the parent how far training got and how long the turn's training took, then waits for the
+    next turn (after the last interval, the turn in which the process evaluates and reports)."""
     print(f"CHUNK {steps} {seconds!r}", flush=True)
+    _wait_turn()
 
 
 def _wait_turn() -> None:
@@ -97,8 +100,6 @@ def run_ddpgx(task: str, seed: int, timesteps: int, interval: int, episodes: int
         seconds.append(time.perf_counter() - marks["resumed"])
         returns = evaluate(*args, **kwargs)
         _turn(min(len(seconds) * interval, timesteps), seconds[-1])
-        if len(seconds) < chunks:
-            _wait_turn()
         marks["resumed"] = time.perf_counter()
         return returns
 
@@ -140,9 +141,9 @@ def run_sbx(task: str, seed: int, timesteps: int, interval: int, episodes: int) 
                  policy_kwargs={"net_arch": settings["networks.policy_hidden_sizes"]}, seed=seed, verbose=0)
     policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731 -- batched obs -> batched actions
     steps, chunks, ts, returns = 0, [], [], []
+    _wait_turn()
     while steps < timesteps:
         chunk = min(interval, timesteps - steps) if interval else timesteps
-        _wait_turn()
         start = time.perf_counter()
         model.learn(total_timesteps=chunk, reset_num_timesteps=steps == 0, progress_bar=False)
         chunks.append(time.perf_counter() - start)
@@ -221,7 +222,9 @@ class _Child:
         return int(steps), float(seconds)
 
     def result(self) -> dict[str, Any]:
-        """The run's result (its last line), once its last turn is over."""
+        """The run's result (its last line): after its last interval, a turn to evaluate and report."""
+        self._process.stdin.write("go\n")
+        self._process.stdin.flush()
         result = json.loads(self._line("{"))
         self._process.stdin.close()
         if self._process.wait() != 0:
