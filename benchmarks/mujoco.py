@@ -213,23 +213,24 @@ class _Child:
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                          text=True, env=dict(os.environ, PYTHONWARNINGS="ignore"))
 
-    def turn(self) -> tuple[int, float]:
-        """Lets the process train its next interval; returns (timesteps trained so far, the turn's training time)."""
-        self._process.stdin.write("go\n")
-        self._process.stdin.flush()
-        line = self._line("CHUNK ")
-        steps, seconds = line.split()[1:]
-        return int(steps), float(seconds)
+    def turn(self) -> int:
+        """Lets the process train its next interval; returns the timesteps it has trained so far (the interval's
+        time is in its result's ``chunk_seconds``)."""
+        self._go()
+        return int(self._line("CHUNK ").split()[1])
 
     def result(self) -> dict[str, Any]:
         """The run's result (its last line): after its last interval, a turn to evaluate and report."""
-        self._process.stdin.write("go\n")
-        self._process.stdin.flush()
+        self._go()
         result = json.loads(self._line("{"))
         self._process.stdin.close()
         if self._process.wait() != 0:
             self._fail()
         return result
+
+    def _go(self) -> None:
+        self._process.stdin.write("go\n")
+        self._process.stdin.flush()
 
     def _line(self, prefix: str) -> str:
         for line in self._process.stdout:  # other output (a library's own prints) is skipped
@@ -258,8 +259,7 @@ def run_in_turns(libraries: list[str], task: str, seed: int, args: argparse.Name
     try:
         for _ in range(_chunks(args.timesteps, args.eval_interval)):
             for library, child in children.items():
-                steps, _seconds = child.turn()
-                order.append((library, steps))
+                order.append((library, child.turn()))
         return {library: child.result() for library, child in children.items()}, order
     finally:
         for child in children.values():
