@@ -6,9 +6,11 @@ mode, ``learning_starts``, ``rewards_shaper``, TensorBoard tracking (:mod:`ddpgx
 (:mod:`ddpgx.checkpoints`) and the best agent.
 
 Per environment step the trainer calls ``act``, ``record_transition`` and ``post_interaction``. Once learning has
-started, ``post_interaction`` runs :func:`ddpgx.core.add_update_act`: one jitted call runs the update, sampling the
-buffer as it will be once the transition is written, and already computes the next exploring action for the
-observations just recorded; a second one, dispatched while the first computes, writes the transition. The next
+started, ``post_interaction`` runs :func:`ddpgx.core.add_update_act_packed`: one jitted call runs the update, sampling
+the buffer as it will be once the transition is written, and already computes the next exploring action for the
+observations just recorded; a second one, dispatched while the first computes, writes the transition. Between these
+calls the train state stays packed in few buffers (:mod:`ddpgx.core.packing`), since on CPU a call's cost grows with
+its number of buffers; reading ``agent.train_state`` unpacks it. The next
 ``act`` on those same observations returns the precomputed action without another call (acting on anything else
 computes a fresh action, and the result is the same either way). Metrics stay on the device until a write interval;
 with ``write_interval=0`` they are not computed at all.
@@ -33,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddpgx import checkpoints, core, host_memory, noises, skrl_checkpoint, tracking
-from ddpgx.core import networks, replay, sharding, spaces
+from ddpgx.core import networks, packing, replay, sharding, spaces
 from ddpgx import models as models_lib
 from ddpgx.core import noise as noise_lib
 from ddpgx.core.config import DDPGConfig
@@ -130,6 +132,10 @@ def _zeros(space: gymnasium.Space) -> Any:
     if isinstance(space, gymnasium.spaces.Dict):
         return {k: _zeros(s) for k, s in space.spaces.items()}
     return np.zeros(space.shape, np.float32)
+
+
+_pack = jax.jit(packing.pack)
+_unpack = jax.jit(packing.unpack)
 
 
 def _float32(tree: Any) -> Any:
@@ -275,7 +281,7 @@ class DDPG:
 
         self._episode_starts = np.ones(num_envs, bool)
         self._pending: Transition | None = None
-        self._prefetch: tuple | None = None  # (observations copy, timestep, actions, key, noise_state, info)
+        self._prefetch: tuple | None = None  # (observations copy, timestep, actions, (key, noise_state) before, info)
         self.skipped_transitions = 0  # non-finite transitions dropped (cfg.nonfinite_transitions="skip")
         self.tracker = tracking.Tracker()
         self.tracking_data = self.tracker.data  # skrl's attribute name
@@ -287,6 +293,18 @@ class DDPG:
         self.checkpoint_best = {"timestep": 0, "reward": -math.inf, "saved": True, "items": None}
         self._wandb = None
         self._bind_models()
+
+    @property
+    def train_state(self) -> core.TrainState:
+        """The train state. Between updates the training loop holds it packed (:mod:`ddpgx.core.packing`, fewer
+        buffers per call); reading it unpacks it once."""
+        if isinstance(self._state, packing.Packed):
+            self._state = _unpack(self._state)
+        return self._state
+
+    @train_state.setter
+    def train_state(self, value: core.TrainState) -> None:
+        self._state, self._spec = value, value.spec
 
     # ----------------------------------------------------------------------------------------------------------------
     # construction helpers
@@ -334,8 +352,8 @@ class DDPG:
             raise ValueError(f"the parameters set for {field} do not match the agent's (structure or shapes differ)")
         # Copied: the agent's buffers are donated to its updates, so they must never be the caller's arrays.
         params = jax.tree.map(lambda new, old: jnp.array(new, dtype=old.dtype), params, current)
+        self._drop_prefetch()
         self.train_state = self._place(self.train_state.replace(**{field: params}))
-        self._prefetch = None
 
     # ----------------------------------------------------------------------------------------------------------------
     # skrl's method surface
@@ -365,13 +383,14 @@ class DDPG:
         ``random_timesteps``, then policy plus scheduled noise), the deterministic policy otherwise. One observation
         without the batch axis gives one action without it."""
         _check_timesteps(timestep, timesteps)
-        prefetch, self._prefetch = self._prefetch, None
+        prefetch = self._prefetch
         # The action precomputed in post_interaction is for the observations recorded then (an owned copy): it
         # applies only to equal values at the same timestep, whatever object holds them now.
         if prefetch is not None and prefetch[1] == timestep and _same_values(prefetch[0], observations):
-            _, _, actions, key, noise_state, info = prefetch
-            self.train_state = self.train_state.replace(key=key, noise_state=noise_state)
+            _, _, actions, _, info = prefetch
+            self._prefetch = None  # its randomness is already in the train state
         else:
+            self._drop_prefetch()
             core.check_numeric(observations, "observations")
             ts = self.train_state
             num_envs = spaces.batch_shape(ts.spec.observation, observations, "observations")
@@ -388,7 +407,8 @@ class DDPG:
                                          episode_starts=self._episode_starts,
                                          scale=self._noise_scale(timestep, timesteps))
             self.train_state = ts
-        exploring = self.training and self.train_state.noise is not None and timestep >= self.cfg.random_timesteps
+        exploring = (self.training and self._spec.config.exploration_noise is not None
+                     and timestep >= self.cfg.random_timesteps)
         if exploring and self._tracking:
             self.tracker.track_metrics({k: info[k] for k in ("noise_max", "noise_min", "noise_mean")})
         return actions, {}
@@ -422,7 +442,7 @@ class DDPG:
         n = done.shape[0]
         if self.state_space is not None and (states is None or next_states is None):
             raise ValueError("this agent has a state_space: record_transition needs states and next_states")
-        spec = self.train_state.spec
+        spec = self._spec
         inputs = [("observations", observations, spec.observation), ("next_observations", next_observations,
                                                                        spec.observation)]
         if spec.state is not None:
@@ -471,12 +491,12 @@ class DDPG:
         if self.training and self._pending is not None:
             if timestep >= self.cfg.learning_starts:
                 next_observations, next_timestep, next_timesteps = self._pending_next
-                actions, (key, noise_state), ts, buffer, metrics, info = core.add_update_act(
-                    self.train_state, self.memory.state, self._pending, next_observations, next_timestep,
-                    next_timesteps, self._episode_starts, self._noise_scale(next_timestep, next_timesteps),
-                    metrics=self._tracking)
-                self.train_state, self.memory.state, self._pending = ts, buffer, None
-                self._prefetch = (next_observations, next_timestep, actions, key, noise_state, info)
+                packed = self._state if isinstance(self._state, packing.Packed) else _pack(self._state)
+                actions, packed, undo, buffer, metrics, info = core.add_update_act_packed(
+                    packed, self.memory.state, self._pending, next_observations, next_timestep, next_timesteps,
+                    self._episode_starts, self._noise_scale(next_timestep, next_timesteps), metrics=self._tracking)
+                self._state, self.memory.state, self._pending = packed, buffer, None
+                self._prefetch = (next_observations, next_timestep, actions, undo, info)
                 self._track_update(metrics)
             else:
                 self._flush()
@@ -487,7 +507,7 @@ class DDPG:
         if self.memory is None or len(self.memory) == 0 and self._pending is None:
             raise ValueError("cannot update: the memory is empty (record transitions first)")
         self._flush()
-        self._prefetch = None
+        self._drop_prefetch()
         self.train_state, metrics = core.update_from_replay(self.train_state, self.memory.state)
         self._track_update(metrics)
 
@@ -572,7 +592,7 @@ class DDPG:
     def enable_training_mode(self, enabled: bool = True, *, apply_to_models: bool = False) -> None:
         """Training mode (exploration, memory writes, updates) on or off; queried with the ``training`` attribute."""
         self.training = bool(enabled)
-        self._prefetch = None
+        self._drop_prefetch()
         if apply_to_models:
             self.enable_models_training_mode(enabled)
 
@@ -592,7 +612,7 @@ class DDPG:
 
     def block_until_ready(self) -> None:
         """Waits for every dispatched computation (for timing)."""
-        jax.block_until_ready(self.train_state)
+        jax.block_until_ready(self._state)
 
     def close(self) -> None:
         """Flushes and closes the TensorBoard writer."""
@@ -620,8 +640,8 @@ class DDPG:
         scale = self._noise_scale(0, 1)
         jax.block_until_ready(core.act(ts, observations, timestep=0, timesteps=1, episode_starts=starts, scale=scale))
         buffer = replay.add(buffer, batched)
-        jax.block_until_ready(core.add_update_act(ts, buffer, batched, observations, 0, 1, starts, scale,
-                                                  metrics=self._tracking))
+        jax.block_until_ready(core.add_update_act_packed(_pack(ts), buffer, batched, observations, 0, 1, starts,
+                                                         scale, metrics=self._tracking))
         self.compile_seconds = time.perf_counter() - start
 
     @property
@@ -646,6 +666,14 @@ class DDPG:
         """On the agent's device, or replicated over its mesh."""
         return jax.device_put(ts, self.device) if self.mesh is None else sharding.shard(ts, self.mesh)
 
+    def _drop_prefetch(self) -> None:
+        """Forgets the action precomputed by the last update, and takes its randomness (key and noise state, already
+        committed) back out of the train state, as if it had never been drawn."""
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None:
+            key, noise_state = prefetch[3]
+            self.train_state = self.train_state.replace(key=key, noise_state=noise_state)
+
     def _flush(self) -> None:
         """Adds a recorded transition that no update has consumed yet to the memory."""
         if self._pending is not None:
@@ -666,12 +694,13 @@ class DDPG:
                 self.checkpoint_best.update(timestep=timestep, reward=reward, saved=False,
                                             items=jax.device_get(self._checkpoint_items(include_memory=False)))
             self._flush()
-            self._prefetch = None  # a resumed run acts afresh here, so the uninterrupted one does too
             self.write_checkpoint(timestep=timestep, timesteps=timesteps)
         if timestep > 1 and self.write_interval > 0 and timestep % self.write_interval == 0:
             self.write_tracking_data(timestep=timestep, timesteps=timesteps)
 
     def _checkpoint_items(self, include_memory: bool) -> dict[str, Any]:
+        # What is saved excludes a precomputed action: a run resumed from it acts afresh, so this one does too.
+        self._drop_prefetch()
         items = {"train_state": checkpoints.train_state_tree(self.train_state),
                  "agent": {"episode_starts": np.asarray(self._episode_starts, bool)}}
         if include_memory and self.memory is not None and self.memory.state is not None:

@@ -294,6 +294,7 @@ def test_the_per_step_programs_never_copy_the_buffer():
     # (14 ms a step with a million transitions). The environment loop's programs must touch only the rows they write
     # or draw: no instruction of the compiled write, or of the update-and-act that samples, copies a buffer column.
     from ddpgx.core import ddpg as core_ddpg
+    from ddpgx.core import packing
 
     capacity = 100_003  # a size no other array has
     obs, act = gymnasium.spaces.Box(-1, 1, (3,)), gymnasium.spaces.Box(-1, 1, (1,))
@@ -305,6 +306,8 @@ def test_the_per_step_programs_never_copy_the_buffer():
         "add": replay.add.lower(buffer, one),
         "update and act": core_ddpg._update_act.lower(ts, buffer, one, one.observations, 5, 10, np.zeros(1, bool),
                                                       None),
+        "packed update and act": core_ddpg._packed_update_act.lower(packing.pack(ts), buffer, one, one.observations, 5,
+                                                                    10, np.zeros(1, bool), None),
     }
     for name, lowered in programs.items():
         copies = [line.strip() for line in lowered.compile().as_text().splitlines()

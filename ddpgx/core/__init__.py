@@ -9,11 +9,12 @@ in :mod:`ddpgx.cli`). The modules:
 - :mod:`ddpgx.core.noise`, :mod:`ddpgx.core.replay`, :mod:`ddpgx.core.scaler`: exploration noise, the device
   replay buffer and the running standard scaler;
 - :mod:`ddpgx.core.spaces`, :mod:`ddpgx.core.types`: gymnasium spaces as flat layouts, the :class:`Transition`;
+- :mod:`ddpgx.core.packing`: a pytree in few buffers, for loops bound by the cost of a jitted call;
 - :mod:`ddpgx.core.sharding`: meshes and shardings over several devices and hosts;
 - :mod:`ddpgx.core.jitted`: whole training runs on JAX-native environments as one compiled program.
 """
 
-from ddpgx.core import config, losses, networks, noise, replay, scaler, spaces, types
+from ddpgx.core import config, losses, networks, noise, packing, replay, scaler, spaces, types
 from ddpgx.core import ddpg, jitted, sharding
 from ddpgx.core.config import DDPGConfig
 from ddpgx.core.ddpg import (
@@ -25,6 +26,7 @@ from ddpgx.core.ddpg import (
     adam,
     add_and_update,
     add_update_act,
+    add_update_act_packed,
     check_numeric,
     init,
     update,
@@ -43,6 +45,7 @@ __all__ = [
     "adam",
     "add_and_update",
     "add_update_act",
+    "add_update_act_packed",
     "check_numeric",
     "config",
     "ddpg",
@@ -51,6 +54,7 @@ __all__ = [
     "losses",
     "networks",
     "noise",
+    "packing",
     "replay",
     "scaler",
     "sharding",

@@ -43,7 +43,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from ddpgx.core import losses, networks, replay, scaler, spaces
+from ddpgx.core import losses, networks, packing, replay, scaler, spaces
 from ddpgx.core import noise as noise_lib
 from ddpgx.core.config import DDPGConfig
 from ddpgx.core.types import Transition
@@ -620,9 +620,9 @@ def add_update_act(
     environment loop runs between two environment steps.
 
     These are two jitted calls, as in :func:`add_and_update`: the update (sampling the buffer as it will be after
-    the write) and the action in one, then the buffer's write, dispatched while the first computes. ``metrics=False`` skips
-    the metrics and the noise statistics (both returned as ``{}``): a loop that records neither saves their
-    computation and their transfer.
+    the write) and the action in one, then the buffer's write, dispatched while the first computes.
+    ``metrics=False`` skips the metrics and the noise statistics (both returned as ``{}``): a loop that records
+    neither saves their computation and their transfer.
 
     The action's randomness is *not* committed to the returned train state: the call returns
     ``(actions, (key, noise_state), train_state, buffer, metrics, info)`` and the caller that uses ``actions`` sets
@@ -647,3 +647,42 @@ def _update_act(train_state, buffer, transitions, next_observations, timestep, t
     if not with_metrics:
         metrics, info = {}, {}
     return actions, (key, noise_state), train_state, metrics, info
+
+
+def add_update_act_packed(
+    packed: packing.Packed,
+    buffer: replay.ReplayState,
+    transitions: Transition,
+    next_observations: Any,
+    timestep: Any,
+    timesteps: Any,
+    episode_starts: jax.Array,
+    scale: Any = None,
+    *,
+    metrics: bool = True,
+) -> tuple[jax.Array, packing.Packed, tuple[jax.Array, jax.Array], replay.ReplayState, dict, dict]:
+    """:func:`add_update_act` on a train state held packed (``ddpgx.core.packing.pack(train_state)``), for an
+    environment loop that calls it at every step: the call passes about 25 buffers of state each way instead of 70
+    (:mod:`ddpgx.core.packing`), which saves 0.1-0.3 ms a call on CPU. The computation is the same, bit for bit.
+
+    Unlike :func:`add_update_act`, the action's randomness *is* committed to the returned (packed) state. Returns
+    ``(actions, packed, (key, noise_state), buffer, metrics, info)`` with ``(key, noise_state)`` the train state's
+    before the action: a caller that does not use ``actions`` sets them back
+    (``packing.unpack(packed).replace(key=key, noise_state=noise_state)``), which then equals
+    :func:`add_and_update`.
+    """
+    actions, undo, packed, metrics_, info = _packed_update_act(
+        packed, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
+        with_metrics=metrics)
+    return actions, packed, undo, replay.add(buffer, transitions), metrics_, info
+
+
+@functools.partial(jax.jit, donate_argnums=0, static_argnames="with_metrics")
+def _packed_update_act(packed, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
+                       with_metrics=True):
+    """:func:`_update_act` between :func:`ddpgx.core.packing.unpack` and :func:`ddpgx.core.packing.pack`."""
+    actions, (key, noise_state), train_state, metrics, info = _update_act(
+        packing.unpack(packed), buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
+        with_metrics=with_metrics)
+    undo = (train_state.key, train_state.noise_state)
+    return actions, undo, packing.pack(train_state.replace(key=key, noise_state=noise_state)), metrics, info
