@@ -10,7 +10,7 @@ of a few thousand numbers. Packing and unpacking are exact (bit for bit) and lea
 keys alone.
 
 Examples:
-  >>> import jax.numpy as jnp
+  >>> import jax, jax.numpy as jnp
   >>> from ddpgx.core import packing
   >>> tree = {"w": jnp.ones((64, 64)), "b": jnp.zeros(64), "count": jnp.int32(3)}
   >>> packed = packing.pack(tree)
