@@ -662,8 +662,8 @@ def add_update_act_packed(
     metrics: bool = True,
 ) -> tuple[jax.Array, packing.Packed, tuple[jax.Array, jax.Array], replay.ReplayState, dict, dict]:
     """:func:`add_update_act` on a train state held packed (``ddpgx.core.packing.pack(train_state)``), for an
-    environment loop that calls it at every step: the call passes about 25 buffers of state each way instead of 70
-    (:mod:`ddpgx.core.packing`), which saves 0.1-0.3 ms a call on CPU. The computation is the same, bit for bit.
+    environment loop that calls it at every step: the call passes about 20 buffers of state each way instead of about
+    70 (:mod:`ddpgx.core.packing`), which saves 0.1-0.3 ms a call on CPU. The computation is the same, bit for bit.
 
     Unlike :func:`add_update_act`, the action's randomness *is* committed to the returned (packed) state. Returns
     ``(actions, packed, (key, noise_state), buffer, metrics, info)`` with ``(key, noise_state)`` the train state's

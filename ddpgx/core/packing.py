@@ -4,7 +4,7 @@ An environment loop that calls a jitted step once per environment step is bound 
 computation: XLA:CPU spends about 2 microseconds per argument and per result buffer, before the computation starts.
 A DDPG train state has some 70 leaves, most of them small (biases, Adam's counts and hyperparameters, the noise
 state), so a step that takes and returns it pays 0.2-0.3 ms a call in buffers alone. :func:`pack` keeps the large
-leaves as they are and concatenates the small ones per dtype (float32, int32...), leaving about 25 buffers; a
+leaves as they are and concatenates the small ones per dtype (float32, int32...), leaving about 20 buffers; a
 jitted step calls :func:`unpack` first and :func:`pack` last, which XLA compiles into slices and a concatenation
 of a few thousand numbers. Packing and unpacking are exact (bit for bit) and leave extended dtypes such as PRNG
 keys alone.
