@@ -297,7 +297,8 @@ class DDPG:
     @property
     def train_state(self) -> core.TrainState:
         """The train state. Between updates the training loop holds it packed (:mod:`ddpgx.core.packing`, fewer
-        buffers per call); reading it unpacks it once."""
+        buffers per call); the first read after an update unpacks it and the next update packs it again, two extra
+        calls, so a per-step callback should not read it."""
         if isinstance(self._state, packing.Packed):
             self._state = _unpack(self._state)
         return self._state
