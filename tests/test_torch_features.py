@@ -3,11 +3,9 @@ and the skrl-style facade (training, checkpoints, resume)."""
 
 from __future__ import annotations
 
-import datetime
 import os
 import subprocess
 import sys
-import tempfile
 
 import gymnasium
 import numpy as np
@@ -19,6 +17,7 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 import ddpgx_torch  # noqa: E402
+import gloo_ranks  # noqa: E402  (tests/gloo_ranks.py)
 from ddpgx_torch.models import RecurrentPolicy, RecurrentQFunction  # noqa: E402
 from ddpgx_torch.core import networks, replay  # noqa: E402
 from ddpgx_torch.memories import RandomMemory  # noqa: E402
@@ -93,32 +92,18 @@ def test_mixed_precision_rejects_bad_values():
 # torch.distributed
 
 
-def _rendezvous(directory: str) -> str:
-    """A file store for the ranks to meet at (no TCP port that another process could take in between)."""
-    return "file://" + os.path.join(directory, "rendezvous")
-
-
-def _distributed_worker(rank: int, world: int, init_method: str, out: str) -> None:
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    # a timeout turns a rank left waiting in a collective into an error instead of a hung test
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=60))
-    try:
-        config = ddpgx_torch.DDPGConfig(batch_size=32, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
-        ts = ddpgx_torch.init(rank + 100, config, OBS, ACT)  # different seeds: init broadcasts rank 0's weights
-        skipped = []
-        for step in range(4):
-            full = _global_batch(step)
-            half = ddpgx_torch.Transition(*(None if x is None else x[rank * 32:(rank + 1) * 32] for x in full))
-            ts, metrics = ddpgx_torch.update(ts, half)
-            skipped.append(float(metrics["skipped_updates"]))
-        torch.save({"policy": ts.policy.state_dict(), "critic": ts.critic.state_dict(),
-                    "target_critic": ts.target_critic.state_dict(), "mean": ts.observation_stats.mean,
-                    "grad_norm": metrics["critic_grad_norm"], "skipped": skipped}, f"{out}.{rank}")
-    finally:
-        dist.destroy_process_group()
+def _distributed_worker(rank: int, world: int, out: str) -> None:
+    config = ddpgx_torch.DDPGConfig(batch_size=32, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
+    ts = ddpgx_torch.init(rank + 100, config, OBS, ACT)  # different seeds: init broadcasts rank 0's weights
+    skipped = []
+    for step in range(4):
+        full = _global_batch(step)
+        half = ddpgx_torch.Transition(*(None if x is None else x[rank * 32:(rank + 1) * 32] for x in full))
+        ts, metrics = ddpgx_torch.update(ts, half)
+        skipped.append(float(metrics["skipped_updates"]))
+    torch.save({"policy": ts.policy.state_dict(), "critic": ts.critic.state_dict(),
+                "target_critic": ts.target_critic.state_dict(), "mean": ts.observation_stats.mean,
+                "grad_norm": metrics["critic_grad_norm"], "skipped": skipped}, f"{out}.{rank}")
 
 
 def _global_batch(step: int) -> ddpgx_torch.Transition:
@@ -130,10 +115,7 @@ def _global_batch(step: int) -> ddpgx_torch.Transition:
 
 
 def test_two_gloo_processes_equal_one_process_with_the_global_batch():
-    import torch.multiprocessing as mp
-
-    out = os.path.join(tempfile.mkdtemp(), "rank.pt")
-    mp.spawn(_distributed_worker, args=(2, _rendezvous(os.path.dirname(out)), out), nprocs=2, join=True)
+    out = gloo_ranks.run(_distributed_worker, "rank.pt")
     ranks = [torch.load(f"{out}.{rank}", weights_only=False) for rank in (0, 1)]
     config = ddpgx_torch.DDPGConfig(batch_size=64, grad_norm_clip=0.5, observation_preprocessor=True, polyak=0.1)
     ts = ddpgx_torch.init(100, config, OBS, ACT)  # rank 0's seed

@@ -4,9 +4,6 @@ reduce ``*_min``/``*_max`` by their minimum/maximum (issue 14, defects 2 and 4, 
 
 from __future__ import annotations
 
-import datetime
-import os
-import tempfile
 
 import gymnasium
 import numpy as np
@@ -18,6 +15,7 @@ torch.set_num_threads(1)  # 2 shared cores
 from torch import nn  # noqa: E402
 
 import ddpgx_torch  # noqa: E402
+import gloo_ranks  # noqa: E402  (tests/gloo_ranks.py)
 from ddpgx_torch.core import ddpg as core  # noqa: E402
 from ddpgx_torch.core import losses  # noqa: E402
 
@@ -134,36 +132,20 @@ class ObsSqrtPolicy(nn.Module):
         return torch.tanh(self.linear(obs)) + torch.sqrt((self.scale * obs[:, :1]).abs())
 
 
-def _rendezvous(directory: str) -> str:
-    """A file store for the ranks to meet at (no TCP port that another process could take in between)."""
-    return "file://" + os.path.join(directory, "rendezvous")
-
-
-def _guard_worker(rank: int, world: int, init_method: str, out: str) -> None:
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world,
-                            timeout=datetime.timedelta(seconds=60))
-    try:
-        ts = ddpgx_torch.init(rank, ddpgx_torch.DDPGConfig(batch_size=32), OBS, ACT, policy=ObsSqrtPolicy())
-        skipped = []
-        for step in range(3):
-            batch = batch_of(32, seed=10 * step + rank)
-            if step == 1 and rank == 1:  # only rank 1's policy gradient is NaN; every loss is finite
-                batch.observations[5, 0] = 0.0
-            ts, metrics = ddpgx_torch.update(ts, batch)
-            skipped.append(float(metrics["skipped_updates"]))
-        torch.save({"skipped": skipped, "policy": ts.policy.state_dict(), "step": ts.step}, f"{out}.{rank}")
-    finally:
-        dist.destroy_process_group()
+def _guard_worker(rank: int, world: int, out: str) -> None:
+    ts = ddpgx_torch.init(rank, ddpgx_torch.DDPGConfig(batch_size=32), OBS, ACT, policy=ObsSqrtPolicy())
+    skipped = []
+    for step in range(3):
+        batch = batch_of(32, seed=10 * step + rank)
+        if step == 1 and rank == 1:  # only rank 1's policy gradient is NaN; every loss is finite
+            batch.observations[5, 0] = 0.0
+        ts, metrics = ddpgx_torch.update(ts, batch)
+        skipped.append(float(metrics["skipped_updates"]))
+    torch.save({"skipped": skipped, "policy": ts.policy.state_dict(), "step": ts.step}, f"{out}.{rank}")
 
 
 def test_every_rank_skips_a_step_whose_gradient_is_nan_on_one_rank():
-    import torch.multiprocessing as mp
-
-    out = os.path.join(tempfile.mkdtemp(), "guard.pt")
-    mp.spawn(_guard_worker, args=(2, _rendezvous(os.path.dirname(out)), out), nprocs=2, join=True)
+    out = gloo_ranks.run(_guard_worker, "guard.pt")
     ranks = [torch.load(f"{out}.{rank}", weights_only=False) for rank in (0, 1)]
     for got in ranks:
         assert got["skipped"] == [0.0, 1.0, 0.0] and got["step"] == 2
