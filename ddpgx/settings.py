@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
 import numpy as np
 
-from ddpgx.core import sharding
+if TYPE_CHECKING:
+    import jax
 
 __all__ = ["Config", "JaxConfig", "config", "logger", "make_logger"]
 
@@ -83,6 +83,8 @@ class JaxConfig:
         Raises:
           ValueError: for a device that is not available here or a value of another kind, naming it.
         """
+        import jax  # here and below: imported on first use, so that ddpgx_torch's settings do not load JAX
+
         if device is None:
             return config.jax.device
         if isinstance(device, jax.Device):
@@ -101,6 +103,8 @@ class JaxConfig:
     @property
     def device(self) -> jax.Device:
         """The default device: the one set, else JAX's default device."""
+        import jax
+
         return jax.devices()[0] if self._device is None else self.parse_device(self._device)
 
     @device.setter
@@ -113,6 +117,8 @@ class JaxConfig:
     @property
     def key(self) -> jax.Array:
         """The PRNG key that models and agents derive theirs from (``jax.random.key(seed)`` after a seed)."""
+        import jax
+
         return jax.random.key(self._seed) if self._key is None else self._key
 
     @key.setter
@@ -122,6 +128,8 @@ class JaxConfig:
                 raise ValueError(f"config.jax.key={value!r} is invalid: expected a seed >= 0 or a JAX PRNG key")
             self._seed, self._key = int(value), None
             return
+        import jax
+
         if isinstance(value, (jax.Array, np.ndarray)):
             if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key) and value.shape == ():
                 self._key = value
@@ -134,17 +142,23 @@ class JaxConfig:
 
     def derive_key(self, salt: int) -> jax.Array:
         """``fold_in(key, salt)``: the key of one use (a model's initialisation, an agent's randomness)."""
+        import jax
+
         return jax.random.fold_in(self.key, salt)
 
     # -- multi-process jobs (read-only) ------------------------------------------------------------------------------
     @property
     def rank(self) -> int:
         """This process's index in the job (``DDPGX_PROCESS_ID``; 0 without one)."""
+        from ddpgx.core import sharding
+
         return sharding._env_int("DDPGX_PROCESS_ID") or 0
 
     @property
     def world_size(self) -> int:
         """Processes in the job (``DDPGX_NUM_PROCESSES``; 1 without one)."""
+        from ddpgx.core import sharding
+
         return sharding._env_int("DDPGX_NUM_PROCESSES") or 1
 
     @property

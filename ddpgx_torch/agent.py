@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from ddpgx import tracking
-from ddpgx.core import check_numeric
+from ddpgx.core.validation import check_numeric
 from ddpgx.ddpg_cfg import DDPG_CFG as _SharedCFG
 from ddpgx.ddpg_cfg import ExperimentCfg, experiment_dir, make_cfg, pair, resolve_interval
 from ddpgx.envs import true_next_observations

@@ -208,6 +208,55 @@ def test_import_ddpgx_is_light():
                              "try:\n    __main__.main()\nexcept SystemExit:\n    pass") & {"jax", *HEAVY}
 
 
+def test_ddpgx_torch_runs_without_jax():
+    """``ddpgx_torch`` shares ddpgx's framework-free modules (validation, space layouts, the trainer, tracking,
+    settings) and loads no JAX: not at import, nor while a skrl-style agent trains, logs, checkpoints and evaluates."""
+    assert not _loaded_after("import ddpgx_torch\nimport ddpgx_torch.agent, ddpgx_torch.trainers, ddpgx_torch.envs, "
+                             "ddpgx_torch.checkpoints, ddpgx_torch.models") & {"jax", "flax", "optax", *HEAVY[:3]}
+    run = _loaded_after(TORCH_RUN)
+    assert "ddpgx_torch" in run and "tensorboard" in run
+    assert not run & {"jax", "flax", "optax"}, sorted(run & {"jax", "flax", "optax"})
+
+
+TORCH_RUN = """
+import tempfile
+import gymnasium
+import torch
+import ddpgx_torch
+from ddpgx_torch.memories import RandomMemory
+from ddpgx_torch.models import DeterministicMixin, Model
+from ddpgx_torch.trainers import SequentialTrainer
+
+class MLP(DeterministicMixin, Model):  # as skrl's docs write a model
+    def __init__(self, observation_space, action_space, critic):
+        Model.__init__(self, observation_space=observation_space, action_space=action_space)
+        DeterministicMixin.__init__(self)
+        self.critic = critic
+        self.net = torch.nn.Sequential(torch.nn.Linear(3 + critic, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+
+    def compute(self, inputs, role):
+        x = inputs["observations"]
+        return self.net(torch.cat([x, inputs["taken_actions"]], 1) if self.critic else x), {}
+
+env = ddpgx_torch.envs.wrap_env(gymnasium.make("Pendulum-v1"))
+spaces = (env.observation_space, env.action_space)
+models = {"policy": MLP(*spaces, False), "target_policy": MLP(*spaces, False), "critic": MLP(*spaces, True),
+          "target_critic": MLP(*spaces, True)}
+cfg = ddpgx_torch.DDPG_CFG()
+cfg.batch_size, cfg.random_timesteps, cfg.learning_starts = 16, 20, 20
+cfg.experiment.directory, cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = tempfile.mkdtemp(), 50, 50
+agent = ddpgx_torch.DDPG(models=models, memory=RandomMemory(memory_size=200, num_envs=1), cfg=cfg,
+                         observation_space=env.observation_space, action_space=env.action_space)
+trainer = SequentialTrainer(cfg={"timesteps": 100, "headless": True, "disable_progressbar": True}, env=env,
+                            agents=[agent])
+trainer.train()
+trainer.eval()
+"""
+
+
+
+
+
 def test_lazy_names_resolve_and_unknown_ones_raise():
     import ddpgx
 
@@ -217,3 +266,12 @@ def test_lazy_names_resolve_and_unknown_ones_raise():
     assert not any(module.startswith("ddpgx.cli") for module in {**ddpgx._SUBMODULES, **ddpgx._NAMES}.values())
     with pytest.raises(AttributeError, match="module 'ddpgx' has no attribute 'DDPGG'"):
         _ = ddpgx.DDPGG
+    import ddpgx.core  # the pure layer loads its names on first use too
+
+    for name in ddpgx.core.__all__:
+        assert getattr(ddpgx.core, name) is not None
+    assert ddpgx.core.init is ddpgx.core.ddpg.init and ddpgx.core.DDPGConfig is ddpgx.core.config.DDPGConfig
+    assert ddpgx.core.check_numeric is ddpgx.core.validation.check_numeric
+    assert set(ddpgx.core.__all__) <= set(dir(ddpgx.core))
+    with pytest.raises(AttributeError, match="module 'ddpgx.core' has no attribute 'updat'"):
+        _ = ddpgx.core.updat

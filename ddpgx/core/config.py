@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from typing import Any, Callable, Optional, Union
 
 import jax
 
 from ddpgx.core import noise as noise_lib
+from ddpgx.core.validation import nonnegative_int, positive_int, real_in
 
 Schedule = Callable[[jax.Array], jax.Array]
 LearningRate = Union[float, Schedule]
@@ -69,10 +69,10 @@ class DDPGConfig:
     skip_nonfinite_updates: bool = True
 
     def __post_init__(self):
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("gradient_steps", self.gradient_steps)
-        _real_in("discount_factor", self.discount_factor, 0.0, 1.0)
-        _real_in("polyak", self.polyak, 0.0, 1.0)
+        positive_int("batch_size", self.batch_size)
+        positive_int("gradient_steps", self.gradient_steps)
+        real_in("discount_factor", self.discount_factor, 0.0, 1.0)
+        real_in("polyak", self.polyak, 0.0, 1.0)
         if isinstance(self.learning_rate, (tuple, list)):
             if len(self.learning_rate) != 2:
                 raise ValueError(
@@ -81,9 +81,9 @@ class DDPGConfig:
             object.__setattr__(self, "learning_rate", tuple(self.learning_rate))  # keep the config hashable
         for name, lr in zip(("policy learning_rate", "critic learning_rate"), self.learning_rates, strict=True):
             if not callable(lr):
-                _real_in(name, lr, 0.0, math.inf, low_open=True)
-        _real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
-        _nonnegative_int("random_timesteps", self.random_timesteps)
+                real_in(name, lr, 0.0, math.inf, low_open=True)
+        real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
+        nonnegative_int("random_timesteps", self.random_timesteps)
         noise_lib.validate(self.exploration_noise)
         if self.exploration_scheduler is not None and not callable(self.exploration_scheduler):
             raise ValueError(
@@ -92,8 +92,8 @@ class DDPGConfig:
         for name in ("observation_preprocessor", "state_preprocessor", "skip_nonfinite_updates"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")
-        _real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)
-        _real_in("preprocessor_clip", self.preprocessor_clip, 0.0, math.inf, low_open=True)
+        real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)
+        real_in("preprocessor_clip", self.preprocessor_clip, 0.0, math.inf, low_open=True)
 
     @property
     def learning_rates(self) -> tuple[LearningRate, LearningRate]:
@@ -105,21 +105,3 @@ class DDPGConfig:
     def replace(self, **changes) -> "DDPGConfig":
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 1")
-
-
-def _nonnegative_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name}={value!r} is invalid: expected an integer >= 0")
-
-
-def _real_in(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bounds = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name}={value!r} is invalid: expected a finite number in {bounds}")

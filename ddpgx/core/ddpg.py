@@ -39,7 +39,6 @@ import flax.linen as nn
 import gymnasium
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -47,6 +46,7 @@ from ddpgx.core import losses, networks, packing, replay, scaler, spaces
 from ddpgx.core import noise as noise_lib
 from ddpgx.core.config import DDPGConfig
 from ddpgx.core.types import Transition
+from ddpgx.core.validation import check_numeric
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,21 +214,6 @@ def init(
 def _init_network(module: Any, key: jax.Array, *inputs: jax.Array) -> Any:
     """``module.init`` as one compiled program, cached across equal (hashable) modules."""
     return module.init(key, *inputs)
-
-
-def check_numeric(tree: Any, name: str) -> None:
-    """Raises ``ValueError`` naming ``name`` if a leaf of ``tree`` is not an array of numbers (or booleans)."""
-    if isinstance(tree, np.ndarray) and tree.dtype.kind in "biuf":
-        return  # the common case, checked without walking a tree
-    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        dtype = getattr(leaf, "dtype", None)
-        if dtype is None:
-            try:
-                dtype = np.asarray(leaf).dtype
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"{name}{jax.tree_util.keystr(path)} is not an array ({error})") from error
-        if np.dtype(dtype).kind not in "biuf" and not jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-            raise ValueError(f"{name}{jax.tree_util.keystr(path)} has dtype {dtype}: expected real numbers")
 
 
 def _policy_actions(spec: AgentSpec, params: Any, obs: jax.Array) -> jax.Array:

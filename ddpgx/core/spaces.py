@@ -7,19 +7,21 @@ one float32 vector per sample, in the order ``gymnasium.spaces.flatten`` uses, s
 gymnasium ``FlattenObservation`` wrapper and dict observations flattened here agree.
 
 A gymnasium space is not hashable, so it cannot be a static field of a jitted train state; the layouts below keep
-only what the computation needs (shapes, order, bounds) as tuples.
+only what the computation needs (shapes, order, bounds) as tuples. The layouts are framework-free (``ddpgx_torch``
+uses them too); only :func:`flatten` needs JAX, and imports it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +145,8 @@ def flatten_with_batch_shape(
     layout: InputLayout, inputs: Any, name: str = "observations"
 ) -> tuple[jax.Array, tuple[int, ...]]:
     """Like :func:`flatten`, also returning the batch dimensions of ``inputs``."""
+    import jax.numpy as jnp  # here only: the layouts above serve ddpgx_torch too, without JAX
+
     if isinstance(inputs, dict):
         if layout.keys is None:
             raise ValueError(f"{name} is a dict but the space is a Box of shape {layout.shapes[0]}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ddpgx.core.config import _nonnegative_int, _positive_int, _real_in  # one set of validators, both backends
+from ddpgx.core.validation import nonnegative_int, positive_int, real_in  # one set of validators, both backends
 from ddpgx_torch.core import noise as noise_lib
 
 MIXED_PRECISION = (False, True, "bf16", "fp16")
@@ -63,10 +63,10 @@ class DDPGConfig:
     skip_nonfinite_updates: bool = True
 
     def __post_init__(self):
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("gradient_steps", self.gradient_steps)
-        _real_in("discount_factor", self.discount_factor, 0.0, 1.0)
-        _real_in("polyak", self.polyak, 0.0, 1.0)
+        positive_int("batch_size", self.batch_size)
+        positive_int("gradient_steps", self.gradient_steps)
+        real_in("discount_factor", self.discount_factor, 0.0, 1.0)
+        real_in("polyak", self.polyak, 0.0, 1.0)
         if isinstance(self.learning_rate, (tuple, list)):
             if len(self.learning_rate) != 2:
                 raise ValueError(
@@ -74,9 +74,9 @@ class DDPGConfig:
                 )
             object.__setattr__(self, "learning_rate", tuple(self.learning_rate))
         for name, lr in zip(("policy learning_rate", "critic learning_rate"), self.learning_rates, strict=True):
-            _real_in(name, lr, 0.0, math.inf, low_open=True)
-        _real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
-        _nonnegative_int("random_timesteps", self.random_timesteps)
+            real_in(name, lr, 0.0, math.inf, low_open=True)
+        real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
+        nonnegative_int("random_timesteps", self.random_timesteps)
         noise_lib.validate(self.exploration_noise)
         if self.exploration_scheduler is not None and not callable(self.exploration_scheduler):
             raise ValueError(
@@ -85,8 +85,8 @@ class DDPGConfig:
         for name in ("observation_preprocessor", "state_preprocessor", "skip_nonfinite_updates"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")
-        _real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)
-        _real_in("preprocessor_clip", self.preprocessor_clip, 0.0, math.inf, low_open=True)
+        real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)
+        real_in("preprocessor_clip", self.preprocessor_clip, 0.0, math.inf, low_open=True)
         if not any(self.mixed_precision is m or (isinstance(m, str) and self.mixed_precision == m)
                    for m in MIXED_PRECISION):
             raise ValueError(
