@@ -210,13 +210,29 @@ def test_import_ddpgx_is_light():
 
 def test_ddpgx_torch_runs_without_jax():
     """``ddpgx_torch`` shares ddpgx's framework-free modules (validation, space layouts, the trainer, tracking,
-    settings) and loads no JAX: not at import, nor while a skrl-style agent trains, logs, checkpoints and evaluates."""
+    settings) and loads no JAX: not at import, nor while a skrl-style agent trains, logs, checkpoints and evaluates,
+    nor in ``ddpgx train --backend torch``."""
     assert not _loaded_after("import ddpgx_torch\nimport ddpgx_torch.agent, ddpgx_torch.trainers, ddpgx_torch.envs, "
                              "ddpgx_torch.checkpoints, ddpgx_torch.models") & {"jax", "flax", "optax", *HEAVY[:3]}
     run = _loaded_after(TORCH_RUN)
     assert "ddpgx_torch" in run and "tensorboard" in run
     assert not run & {"jax", "flax", "optax"}, sorted(run & {"jax", "flax", "optax"})
+    cli = _loaded_after(TORCH_CLI)
+    assert "ddpgx_torch" in cli and not cli & {"jax", "flax", "optax"}, sorted(cli & {"jax", "flax", "optax"})
 
+
+TORCH_CLI = """
+import contextlib, io, runpy, sys, tempfile
+sys.argv = ["ddpgx", "train", "--backend", "torch", "--timesteps", "100", "--eval-episodes", "1", "--no-progress",
+            "--directory", tempfile.mkdtemp()]
+out = io.StringIO()
+try:
+    with contextlib.redirect_stdout(out):
+        runpy.run_module("ddpgx", run_name="__main__")
+except SystemExit as exit:
+    assert not exit.code, out.getvalue()
+assert "evaluation return" in out.getvalue(), out.getvalue()
+"""
 
 TORCH_RUN = """
 import tempfile
