@@ -21,6 +21,8 @@ Every name here loads on first use: ``import ddpgx`` alone imports neither JAX n
 
 from typing import TYPE_CHECKING
 
+from ddpgx.core.lazy import lazy_names
+
 if TYPE_CHECKING:  # what the names below are, for readers and type checkers; at run time they load on first use
     from ddpgx.agent import DDPG
     from ddpgx.core import (
@@ -68,22 +70,7 @@ _NAMES = {
 }
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name in _SUBMODULES:
-        value = importlib.import_module(_SUBMODULES[name])
-    elif name in _NAMES:
-        value = getattr(importlib.import_module(_NAMES[name]), name)
-    else:
-        raise AttributeError(f"module 'ddpgx' has no attribute {name!r}")
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBMODULES) | set(_NAMES))
-
+__getattr__, __dir__ = lazy_names("ddpgx", globals(), _SUBMODULES, _NAMES)
 
 __version__ = "0.1.0"
 

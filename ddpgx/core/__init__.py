@@ -12,12 +12,15 @@ in :mod:`ddpgx.cli`). The modules:
 - :mod:`ddpgx.core.packing`: a pytree in few buffers, for loops bound by the cost of a jitted call;
 - :mod:`ddpgx.core.sharding`: meshes and shardings over several devices and hosts;
 - :mod:`ddpgx.core.jitted`: whole training runs on JAX-native environments as one compiled program;
-- :mod:`ddpgx.core.validation`: checks of user input, shared with ``ddpgx_torch`` (no JAX).
+- :mod:`ddpgx.core.validation`: checks of user input, shared with ``ddpgx_torch`` (no JAX);
+- :mod:`ddpgx.core.lazy`: names that load on first use (here and in :mod:`ddpgx`).
 
 Every name here loads on first use, so that ``ddpgx_torch`` can use :mod:`ddpgx.core.validation` without JAX.
 """
 
 from typing import TYPE_CHECKING
+
+from ddpgx.core.lazy import lazy_names
 
 if TYPE_CHECKING:  # what the names below are; at run time they load on first use
     from ddpgx.core import config, ddpg, jitted, losses, networks, noise, packing, replay, scaler, sharding, spaces
@@ -40,28 +43,15 @@ if TYPE_CHECKING:  # what the names below are; at run time they load on first us
     from ddpgx.core.types import Transition
     from ddpgx.core.validation import check_numeric
 
-_MODULES = ("config", "ddpg", "jitted", "losses", "networks", "noise", "packing", "replay", "scaler", "sharding",
-            "spaces", "types", "validation")
-_NAMES = {"DDPGConfig": "config", "Transition": "types", "check_numeric": "validation",
-          **{name: "ddpg" for name in ("DATA_AXIS", "AgentSpec", "Hyperparams", "TrainState", "act", "adam",
-                                       "add_and_update", "add_update_act", "add_update_act_packed", "init",
-                                       "update", "update_from_replay")}}
-
-
-def __getattr__(name: str):
-    import importlib
-
-    if name not in _MODULES and name not in _NAMES:
-        raise AttributeError(f"module 'ddpgx.core' has no attribute {name!r}")
-    module = importlib.import_module(f"ddpgx.core.{_NAMES.get(name, name)}")
-    value = module if name in _MODULES else getattr(module, name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULES) | set(_NAMES))
-
+# Public name -> the module it is, or the module that holds it; each loads on first use.
+_SUBMODULES = {name: f"ddpgx.core.{name}" for name in (
+    "config", "ddpg", "jitted", "losses", "networks", "noise", "packing", "replay", "scaler", "sharding", "spaces",
+    "types", "validation")}
+_NAMES = {"DDPGConfig": "ddpgx.core.config", "Transition": "ddpgx.core.types", "check_numeric": "ddpgx.core.validation",
+          **{name: "ddpgx.core.ddpg" for name in ("DATA_AXIS", "AgentSpec", "Hyperparams", "TrainState", "act", "adam",
+                                                  "add_and_update", "add_update_act", "add_update_act_packed", "init",
+                                                  "update", "update_from_replay")}}
+__getattr__, __dir__ = lazy_names("ddpgx.core", globals(), _SUBMODULES, _NAMES)
 
 __all__ = [
     "DATA_AXIS",
