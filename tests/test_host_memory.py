@@ -76,6 +76,7 @@ def _run(**env: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # two agent runs in fresh processes: 30 s on 2 cores
 @glibc
 def test_the_agent_keeps_freed_memory_and_its_steps_fault_no_pages():
     # glibc's thresholds fixed at their defaults (no adaptation): the count sees XLA's buffers faulted in anew.

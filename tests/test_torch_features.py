@@ -288,6 +288,7 @@ def test_rnn_agents_beat_feed_forward_on_velocity_masked_pendulum():
 # Facade
 
 
+@pytest.mark.slow  # a 5,000-step learning run: 40 s on 2 cores
 def test_facade_learns_pendulum_and_checkpoints_resume_exactly(tmp_path):
     torch.manual_seed(0)
     env = gymnasium.make("Pendulum-v1")
