@@ -213,7 +213,10 @@ def test_ddpgx_torch_runs_without_jax():
     settings) and loads no JAX: not at import, nor while a skrl-style agent trains, logs, checkpoints and evaluates,
     nor in ``ddpgx train --backend torch``."""
     assert not _loaded_after("import ddpgx_torch\nimport ddpgx_torch.agent, ddpgx_torch.trainers, ddpgx_torch.envs, "
-                             "ddpgx_torch.checkpoints, ddpgx_torch.models") & {"jax", "flax", "optax", *HEAVY[:3]}
+                             "ddpgx_torch.checkpoints, ddpgx_torch.models") & {"jax", "flax", "optax", *HEAVY}
+    checks = _loaded_after("import numpy as np\nfrom ddpgx.core.validation import check_numeric\n"
+                           "check_numeric(np.zeros(3), 'obs')\ncheck_numeric({'a': np.zeros(3), 'b': np.ones(2)}, 'obs')")
+    assert "ddpgx" in checks and not checks & {"jax", "flax", "optax"}, sorted(checks & {"jax", "flax", "optax"})
     run = _loaded_after(TORCH_RUN)
     assert "ddpgx_torch" in run and "tensorboard" in run
     assert not run & {"jax", "flax", "optax"}, sorted(run & {"jax", "flax", "optax"})

@@ -37,6 +37,8 @@ def check_numeric(tree: Any, name: str) -> None:
     """Raises ``ValueError`` naming ``name`` if a leaf of ``tree`` is not an array of numbers (or booleans)."""
     if isinstance(tree, np.ndarray) and tree.dtype.kind in "biuf":
         return  # the common case, checked without walking a tree (nor importing JAX)
+    if isinstance(tree, dict) and all(isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in tree.values()):
+        return  # Dict-space observations as NumPy arrays (a torch agent's among them): no JAX either
     import jax  # a tree of any pytree nodes, JAX arrays and PRNG keys among its leaves
 
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
