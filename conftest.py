@@ -4,9 +4,9 @@ Many tests build an agent whose programs are the same as another test's, in the 
 closures or in a fresh Python process (resume, the command line, the launcher), and XLA:CPU compiles each anew.
 JAX's persistent compilation cache, in a temporary directory made for the run and removed after it, lets every such
 compilation after the first load the executable instead (the default run took 13.6 min without it and 10.6 min with
-it on a 2-core VM). Compiled programs are the same either way: the cache
-key is the program, the compile options and the jax/jaxlib versions. A ``JAX_COMPILATION_CACHE_DIR`` set by the
-caller is used as it is; ``DDPGX_TEST_XLA_CACHE=0`` turns the cache off.
+it on a 2-core VM). Compiled programs are the same either way: the cache key is the program, the compile options and
+the jax/jaxlib versions. A ``JAX_COMPILATION_CACHE_DIR`` set by the caller is used instead, and kept (``.ci/run``
+sets one for both of its stages); ``DDPGX_TEST_XLA_CACHE=0`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ _CACHE_VARIABLE = "JAX_COMPILATION_CACHE_DIR"
 
 
 def pytest_configure(config):
-    if os.environ.get("DDPGX_TEST_XLA_CACHE", "1") == "0" or os.environ.get(_CACHE_VARIABLE):
+    if os.environ.get("DDPGX_TEST_XLA_CACHE", "1") == "0":
         return
-    directory = tempfile.mkdtemp(prefix="ddpgx-tests-xla-cache-")
-    config.ddpgx_xla_cache = directory
+    if not os.environ.get(_CACHE_VARIABLE):
+        config.ddpgx_xla_cache = os.environ[_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="ddpgx-tests-xla-cache-")
     # Subprocesses inherit the environment; this process reads it when jax is first imported (below, if it already is).
-    os.environ[_CACHE_VARIABLE] = directory
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # cache every program
     if "jax" in sys.modules:
         import jax
 
-        jax.config.update("jax_compilation_cache_dir", directory)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_VARIABLE])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                          float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 
 def pytest_unconfigure(config):
