@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 _CACHE_VARIABLE = "JAX_COMPILATION_CACHE_DIR"
+_MIN_TIME_VARIABLE = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 
 
 def pytest_configure(config):
@@ -25,13 +26,12 @@ def pytest_configure(config):
     if not os.environ.get(_CACHE_VARIABLE):
         config.ddpgx_xla_cache = os.environ[_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="ddpgx-tests-xla-cache-")
     # Subprocesses inherit the environment; this process reads it when jax is first imported (below, if it already is).
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # cache every program
-    if "jax" in sys.modules:
+    os.environ.setdefault(_MIN_TIME_VARIABLE, "0")  # cache every program
+    if "jax" in sys.modules:  # imported already (by another pytest plugin): it read the environment before this
         import jax
 
         jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_VARIABLE])
-        jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                          float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ[_MIN_TIME_VARIABLE]))
 
 
 def pytest_unconfigure(config):
