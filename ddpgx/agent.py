@@ -261,8 +261,8 @@ class DDPG:
                            policy=_network(self.policy, "policy"),
                            critic=_network(critic, "critic", 0 if state_space is None else
                                            spaces.input_layout(observation_space, "observation_space").size),
-                           num_envs=num_envs)
-            ts = self._with_model_params(ts)
+                           num_envs=num_envs, policy_params=self._model_params("policy"),
+                           critic_params=self._model_params("critic"))
             self.mesh = None if mesh is None else sharding.make_mesh(mesh) if isinstance(mesh, int) else mesh
             self.train_state = self._place(ts)
             if memory is not None:
@@ -310,26 +310,13 @@ class DDPG:
     # ----------------------------------------------------------------------------------------------------------------
     # construction helpers
 
-    def _with_model_params(self, ts: core.TrainState) -> core.TrainState:
-        """Uses the parameters a skrl-style model already initialised (``init_state_dict``) instead of fresh ones."""
-        replaced = {}
-        for role, field in (("policy", "policy_params"), ("critic", "critic_params")):
-            model = self.models.get(role)
-            params = None
-            if models_lib.is_skrl_style(model) and "_ddpgx_state_dict" in model.__dict__:
-                params = model.state_dict.params
-            if params is not None:
-                expected = jax.tree.structure(getattr(ts, field))
-                if jax.tree.structure(params) != expected:
-                    raise ValueError(f"models[{role!r}].state_dict does not match the model's parameters")
-                replaced[field] = params
-                replaced[f"target_{field}"] = jax.tree.map(jnp.copy, params)
-        if not replaced:
-            return ts
-        ts = ts.replace(**replaced)
-        spec = ts.spec
-        return ts.replace(policy_opt_state=spec.policy_optimizer.init(ts.policy_params),
-                          critic_opt_state=spec.critic_optimizer.init(ts.critic_params))
+    def _model_params(self, role: str) -> Any:
+        """The parameters a skrl-style model already initialised (``init_state_dict``), which the train state starts
+        from instead of fresh ones (None for other models)."""
+        model = self.models.get(role)
+        if models_lib.is_skrl_style(model) and "_ddpgx_state_dict" in model.__dict__:
+            return model.state_dict.params
+        return None
 
     def _bind_models(self) -> None:
         """Makes each skrl-style model's ``state_dict`` a view of the train state's parameters: reading gives a copy

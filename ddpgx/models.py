@@ -210,11 +210,14 @@ class Model(nn.Module):
         default) with ``key`` (derived from :func:`set_seed`'s seed and the role by default)."""
         if key is None:
             key = jax.random.fold_in(default_key(1), sum(map(ord, role)))
-        # jitted: one compilation instead of one per layer operation
-        variables = jax.jit(self.init, static_argnums=2)(key, inputs or self.example_inputs(), role)
+        # Eager, as skrl's: each layer operation is compiled once per shape and reused by every model that has it
+        # (a model's own jit would compile anew for each model: these models are not hashable).
+        variables = self.init(key, inputs or self.example_inputs(), role)
         self.state_dict = StateDict(apply_fn=self.apply, params=variables)
 
     def _reinitialize(self, method: Callable, which: Callable[[str], bool]) -> None:
+        # Eager: each leaf shape's draw is compiled once and reused by every model (one program per model compiles
+        # more slowly than the shapes it shares with the others).
         variables = self.state_dict.params
         paths = jax.tree_util.tree_leaves_with_path(variables)
         keys = iter(jax.random.split(_next_key(3), max(len(paths), 1)))

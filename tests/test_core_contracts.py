@@ -186,6 +186,33 @@ def test_user_flax_modules_replace_the_defaults():
         ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), OBS_SPACE, ACT_SPACE, policy=BadPolicy())
 
 
+def test_init_starts_from_given_parameters_and_owns_copies():
+    config = ddpgx.DDPGConfig(batch_size=8)
+    fresh = ddpgx.init(jax.random.key(1), config, OBS_SPACE, ACT_SPACE, **SMALL)
+    given_policy = jax.tree.map(lambda x: x + 0.5, fresh.policy_params)
+    given_critic = jax.tree.map(lambda x: x - 0.25, fresh.critic_params)
+    ts = ddpgx.init(jax.random.key(0), config, OBS_SPACE, ACT_SPACE, **SMALL, policy_params=given_policy,
+                    critic_params=given_critic)
+    reference = ddpgx.init(jax.random.key(0), config, OBS_SPACE, ACT_SPACE, **SMALL)
+    for field, given in (("policy_params", given_policy), ("critic_params", given_critic)):
+        for name in (field, "target_" + field):
+            for got, want in zip(jax.tree.leaves(getattr(ts, name)), jax.tree.leaves(given), strict=True):
+                np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+                assert got is not want  # copies: the update donates the train state's buffers
+    # the rest of the state (key, optimizer moments, noise) is what the same key gives without parameters
+    np.testing.assert_array_equal(jax.random.key_data(ts.key), jax.random.key_data(reference.key))
+    ts, _ = ddpgx.update(ts, batch_of(8))
+    assert all(not x.is_deleted() for x in jax.tree.leaves(given_policy) + jax.tree.leaves(given_critic))
+
+    wrong = jax.tree.map(lambda x: x, given_policy)
+    wrong["params"]["MLP_0"]["Dense_0"]["kernel"] = jnp.zeros((4, 16))
+    with pytest.raises(ValueError, match=r"policy_params\['params'\]\['MLP_0'\]\['Dense_0'\]\['kernel'\] has shape \(4, 16\).*"
+                                         r"expects \(3, 16\)"):
+        ddpgx.init(jax.random.key(0), config, OBS_SPACE, ACT_SPACE, **SMALL, policy_params=wrong)
+    with pytest.raises(ValueError, match="critic_params do not match the critic's parameters"):
+        ddpgx.init(jax.random.key(0), config, OBS_SPACE, ACT_SPACE, **SMALL, critic_params={"params": {}})
+
+
 def test_default_policy_respects_asymmetric_bounds():
     space = gymnasium.spaces.Box(np.array([0.0, -5.0], np.float32), np.array([1.0, -4.0], np.float32))
     ts = ddpgx.init(jax.random.key(0), ddpgx.DDPGConfig(), OBS_SPACE, space)

@@ -39,6 +39,7 @@ import flax.linen as nn
 import gymnasium
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -115,6 +116,8 @@ def init(
     policy_optimizer: Optional[optax.GradientTransformation] = None,
     critic_optimizer: Optional[optax.GradientTransformation] = None,
     num_envs: int = 1,
+    policy_params: Any = None,
+    critic_params: Any = None,
 ) -> TrainState:
     """Creates a train state: networks, their targets (copies), optimizers, statistics and noise.
 
@@ -132,6 +135,10 @@ def init(
         ``config.learning_rate`` and ``config.grad_norm_clip``.
       critic_optimizer: the same for the critic.
       num_envs: environments acting in parallel (the Ornstein-Uhlenbeck state has one row per environment).
+      policy_params: parameters the policy starts from (e.g. a model's own, already initialised) instead of an
+        initialisation from ``key``; the train state holds copies (updates donate their buffers).
+      critic_params: the same for the critic. Given parameters are checked against the network's (tree structure,
+        shapes and dtypes) by tracing its ``init``, which compiles and runs nothing.
 
     Raises:
       ValueError: for an unsupported space, a bad ``num_envs`` or a network whose output has the wrong shape.
@@ -180,9 +187,8 @@ def init(
     critic_inputs = obs if state_layout is None else _critic_inputs(
         critic, obs, jnp.zeros((1, state_layout.size), jnp.float32))
     actions = jnp.zeros((1, act_layout.size), jnp.float32)
-    # One compiled program per network instead of an eager dispatch (and compilation) per layer operation.
-    policy_params = _init_network(policy, policy_key, obs)
-    critic_params = _init_network(critic, critic_key, critic_inputs, actions)
+    policy_params = _start_params("policy", policy_params, policy, policy_key, obs)
+    critic_params = _start_params("critic", critic_params, critic, critic_key, critic_inputs, actions)
     # Validates output shapes now, with a clear message, by tracing only (nothing is compiled or run).
     jax.eval_shape(functools.partial(_policy_actions, spec), policy_params, obs)
     jax.eval_shape(functools.partial(_critic_values, spec), critic_params, critic_inputs, actions)
@@ -214,6 +220,25 @@ def init(
 def _init_network(module: Any, key: jax.Array, *inputs: jax.Array) -> Any:
     """``module.init`` as one compiled program, cached across equal (hashable) modules."""
     return module.init(key, *inputs)
+
+
+def _start_params(name: str, given: Any, module: Any, key: jax.Array, *inputs: jax.Array) -> Any:
+    """A network's initial parameters: ``module.init`` as one compiled program (instead of an eager dispatch, and
+    compilation, per layer operation), or copies of the ``given`` ones once checked against what ``init`` would
+    return (traced only)."""
+    if given is None:
+        return _init_network(module, key, *inputs)
+    expected = jax.eval_shape(module.init, key, *inputs)
+    if jax.tree.structure(given) != jax.tree.structure(expected):
+        raise ValueError(f"{name}_params do not match the {name}'s parameters: expected the tree "
+                         f"{jax.tree.structure(expected)}, got {jax.tree.structure(given)}")
+    for (path, leaf), want in zip(jax.tree_util.tree_flatten_with_path(given)[0], jax.tree.leaves(expected),
+                                  strict=True):
+        got = (tuple(np.shape(leaf)), np.dtype(getattr(leaf, "dtype", np.asarray(leaf).dtype)))
+        if got != (tuple(want.shape), np.dtype(want.dtype)):
+            raise ValueError(f"{name}_params{jax.tree_util.keystr(path)} has shape {got[0]} and dtype {got[1]}, the "
+                             f"{name} expects {tuple(want.shape)} and {np.dtype(want.dtype)}")
+    return jax.tree.map(jnp.copy, given)
 
 
 def _policy_actions(spec: AgentSpec, params: Any, obs: jax.Array) -> jax.Array:
