@@ -1,0 +1,22 @@
+"""Benchmark scripts run end to end on a tiny budget and report every figure they promise (figures: RESULTS.md)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_update_floor_reports_update_guard_products_and_adam():
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", "update_floor.py"), "--calls", "2", "--rounds", "1",
+               "--memory", "500"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    times = dict(re.findall(r"^(update|update, no guard|products|Adam|torch products|torch Adam) +([0-9.]+) ms a call",
+                            done.stdout, re.MULTILINE))
+    assert set(times) == {"update", "update, no guard", "products", "Adam", "torch products", "torch Adam"}, done.stdout
+    assert all(float(value) > 0 for value in times.values())
+    assert re.search(r"the update is [0-9.]+x its ten products in XLA", done.stdout), done.stdout
