@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["check_numeric", "nonnegative_int", "positive_int", "real_in"]
+__all__ = ["check_config", "check_numeric", "nonnegative_int", "positive_int", "real_in"]
 
 
 def positive_int(name: str, value: Any) -> None:
@@ -31,6 +31,37 @@ def real_in(name: str, value: Any, low: float, high: float, low_open: bool = Fal
     if not ok:
         bounds = f"{'(' if low_open else '['}{low}, {high}]"
         raise ValueError(f"{name}={value!r} is invalid: expected a finite number in {bounds}")
+
+
+def check_config(config: Any, validate_noise: Callable[[Any], None], *, schedules: bool) -> None:
+    """The checks of a ``DDPGConfig``'s shared fields, for both backends' configs (each adds its own): raises
+    ``ValueError`` naming the first bad field and what it expects. ``schedules``: a learning rate may be a callable
+    (an optax schedule, JAX only)."""
+    positive_int("batch_size", config.batch_size)
+    positive_int("gradient_steps", config.gradient_steps)
+    real_in("discount_factor", config.discount_factor, 0.0, 1.0)
+    real_in("polyak", config.polyak, 0.0, 1.0)
+    if isinstance(config.learning_rate, (tuple, list)):
+        if len(config.learning_rate) != 2:
+            raise ValueError(
+                f"learning_rate={config.learning_rate!r} is invalid: expected a float or a (policy, critic) pair"
+            )
+        object.__setattr__(config, "learning_rate", tuple(config.learning_rate))  # keep the config hashable
+    for name, lr in zip(("policy learning_rate", "critic learning_rate"), config.learning_rates, strict=True):
+        if not (schedules and callable(lr)):
+            real_in(name, lr, 0.0, math.inf, low_open=True)
+    real_in("grad_norm_clip", config.grad_norm_clip, -math.inf, math.inf)
+    nonnegative_int("random_timesteps", config.random_timesteps)
+    validate_noise(config.exploration_noise)
+    if config.exploration_scheduler is not None and not callable(config.exploration_scheduler):
+        raise ValueError(
+            f"exploration_scheduler={config.exploration_scheduler!r} is invalid: expected a callable or None"
+        )
+    for name in ("observation_preprocessor", "state_preprocessor", "skip_nonfinite_updates"):
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name}={getattr(config, name)!r} is invalid: expected True or False")
+    real_in("preprocessor_epsilon", config.preprocessor_epsilon, 0.0, math.inf)
+    real_in("preprocessor_clip", config.preprocessor_clip, 0.0, math.inf, low_open=True)
 
 
 def check_numeric(tree: Any, name: str) -> None:

@@ -12,13 +12,12 @@ exponent range and needs no scaling, so the scaler is disabled there).
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from ddpgx.core.validation import nonnegative_int, positive_int, real_in  # one set of validators, both backends
+from ddpgx.core.validation import check_config  # one set of checks, both backends
 from ddpgx_torch.core import noise as noise_lib
 
 MIXED_PRECISION = (False, True, "bf16", "fp16")
@@ -63,30 +62,7 @@ class DDPGConfig:
     skip_nonfinite_updates: bool = True
 
     def __post_init__(self):
-        positive_int("batch_size", self.batch_size)
-        positive_int("gradient_steps", self.gradient_steps)
-        real_in("discount_factor", self.discount_factor, 0.0, 1.0)
-        real_in("polyak", self.polyak, 0.0, 1.0)
-        if isinstance(self.learning_rate, (tuple, list)):
-            if len(self.learning_rate) != 2:
-                raise ValueError(
-                    f"learning_rate={self.learning_rate!r} is invalid: expected a float or a (policy, critic) pair"
-                )
-            object.__setattr__(self, "learning_rate", tuple(self.learning_rate))
-        for name, lr in zip(("policy learning_rate", "critic learning_rate"), self.learning_rates, strict=True):
-            real_in(name, lr, 0.0, math.inf, low_open=True)
-        real_in("grad_norm_clip", self.grad_norm_clip, -math.inf, math.inf)
-        nonnegative_int("random_timesteps", self.random_timesteps)
-        noise_lib.validate(self.exploration_noise)
-        if self.exploration_scheduler is not None and not callable(self.exploration_scheduler):
-            raise ValueError(
-                f"exploration_scheduler={self.exploration_scheduler!r} is invalid: expected a callable or None"
-            )
-        for name in ("observation_preprocessor", "state_preprocessor", "skip_nonfinite_updates"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name}={getattr(self, name)!r} is invalid: expected True or False")
-        real_in("preprocessor_epsilon", self.preprocessor_epsilon, 0.0, math.inf)
-        real_in("preprocessor_clip", self.preprocessor_clip, 0.0, math.inf, low_open=True)
+        check_config(self, noise_lib.validate, schedules=False)
         if not any(self.mixed_precision is m or (isinstance(m, str) and self.mixed_precision == m)
                    for m in MIXED_PRECISION):
             raise ValueError(
