@@ -19,6 +19,7 @@ Run from the repository root::
 
     python benchmarks/skrl_examples_torch.py                       # 3 seeds, skrl-torch and ddpgx_torch
     python benchmarks/skrl_examples_torch.py --seeds 0 --timesteps 2000 --builtin
+    python benchmarks/skrl_examples_torch.py --default-init   # the example's models with torch's initialisation
     python benchmarks/skrl_examples_torch.py --parallel --torch-threads 1   # a loaded, shared machine
 
 Each run reports its wall time and its CPU time (``time.process_time``, all threads of the process). On an idle
@@ -98,7 +99,8 @@ def _evaluate(act, episodes: int) -> list[float]:
     return returns
 
 
-def run(library: str, seed: int, timesteps: int, episodes: int, builtin: bool = False) -> dict[str, Any]:
+def run(library: str, seed: int, timesteps: int, episodes: int, builtin: bool = False,
+        default_init: bool = False) -> dict[str, Any]:
     """One training run of the example in this process."""
     import gymnasium
     import torch
@@ -138,7 +140,8 @@ def run(library: str, seed: int, timesteps: int, episodes: int, builtin: bool = 
         models["critic"] = Critic(env.observation_space, env.state_space, env.action_space, device)
         models["target_critic"] = Critic(env.observation_space, env.state_space, env.action_space, device)
         for model in models.values():
-            model.init_parameters(method_name="normal_", mean=0.0, std=0.1)
+            if not default_init:  # else torch's own initialisation of nn.Linear, as the built-in networks have
+                model.init_parameters(method_name="normal_", mean=0.0, std=0.1)
     cfg = DDPG_CFG()
     cfg.exploration_noise = OrnsteinUhlenbeckNoise
     cfg.exploration_noise_kwargs = {"theta": 0.15, "sigma": 0.1, "base_scale": 1.0, "device": device}
@@ -166,16 +169,19 @@ def run(library: str, seed: int, timesteps: int, episodes: int, builtin: bool = 
                                     role="policy")[0].cpu().numpy()
 
     returns = _evaluate(act, episodes)
-    return {"library": library + (" (built-in networks)" if builtin else ""), "seed": seed,
+    label = " (built-in networks)" if builtin else " (default init)" if default_init else ""
+    return {"library": library + label, "seed": seed,
             "train_seconds": seconds, "train_cpu_seconds": cpu_seconds, "setup_seconds": start - setup_start,
             "eval_returns": returns,
             "eval_mean": float(np.mean(returns)), "torch_threads": torch.get_num_threads(),
             "env_steps_per_second": timesteps / seconds}
 
 
-def _start(library: str, seed: int, timesteps: int, episodes: int, builtin: bool, threads: int | None):
+def _start(library: str, seed: int, timesteps: int, episodes: int, builtin: bool, threads: int | None,
+           default_init: bool = False):
     command = [sys.executable, os.path.abspath(__file__), "--one", library, "--seeds", str(seed), "--timesteps",
                str(timesteps), "--eval-episodes", str(episodes)] + (["--builtin"] if builtin else [])
+    command += ["--default-init"] if default_init else []
     if threads is not None:
         command += ["--torch-threads", str(threads)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -197,6 +203,9 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10,
                         help="noiseless evaluation episodes after training (default 10)")
     parser.add_argument("--builtin", action="store_true", help="also a ddpgx_torch row with its built-in networks")
+    parser.add_argument("--default-init", action="store_true",
+                        help="leave the example's models with torch's default initialisation of nn.Linear (that of the "
+                        "built-in networks) instead of the example's N(0, 0.1)")
     parser.add_argument("--torch-threads", type=int, help="torch.set_num_threads in every run (default: torch's)")
     parser.add_argument("--parallel", action="store_true", help="start every run at once (a shared, loaded machine: "
                         "all runs then see the same conditions; compare the CPU-time columns, with --torch-threads 1)")
@@ -207,7 +216,8 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(args.torch_threads)
-        print(json.dumps(run(args.one, args.seeds[0], args.timesteps, args.eval_episodes, args.builtin)))
+        print(json.dumps(run(args.one, args.seeds[0], args.timesteps, args.eval_episodes, args.builtin,
+                             args.default_init and not args.builtin)))
         return
     rows = [("skrl-torch", False), ("ddpgx_torch", False)] + ([("ddpgx_torch", True)] if args.builtin else [])
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -220,7 +230,7 @@ def main() -> None:
     for library, builtin, seed in runs:  # in an order that rotates with the seed, to spread drift over the rows
         load = os.getloadavg()[0]
         started.append((library, seed, load, _start(library, seed, args.timesteps, args.eval_episodes, builtin,
-                                                     args.torch_threads)))
+                                                     args.torch_threads, args.default_init)))
         if not args.parallel:
             started[-1] = started[-1][:3] + (_result(started[-1][3], library, seed),)
     for library, seed, load, process in started:
@@ -240,12 +250,12 @@ def main() -> None:
             cells = " | ".join(f"{by[(name, s)][key]:.1f} / {by[(name, s)]['eval_mean']:.1f}" for s in args.seeds)
             print(f"| {name} | {cells} | {np.median([by[(name, s)][key] for s in args.seeds]):.1f} |")
         for name in names[1:]:
-            ratios = [by[("skrl-torch", s)][key] / by[(name, s)][key] for s in args.seeds]
+            ratios = [by[(names[0], s)][key] / by[(name, s)][key] for s in args.seeds]
             worst = min(by[(name, s)]["eval_mean"] for s in args.seeds)
             print(f"- {name}: {np.median(ratios):.2f}x skrl torch's speed by {label} time (median of per-seed ratios "
                   f"{', '.join(f'{x:.2f}' for x in ratios)}); worst seed evaluates at {worst:.1f} (bar: >= -200)")
-    worst = min(by[("skrl-torch", s)]["eval_mean"] for s in args.seeds)
-    print(f"- skrl-torch: worst seed evaluates at {worst:.1f}")
+    worst = min(by[(names[0], s)]["eval_mean"] for s in args.seeds)
+    print(f"- {names[0]}: worst seed evaluates at {worst:.1f}")
 
 
 if __name__ == "__main__":
