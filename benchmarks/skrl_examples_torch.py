@@ -242,6 +242,7 @@ def main() -> None:
               f"(load average before {load:.2f})", flush=True)
     by = {(r["library"], r["seed"]): r for r in results}
     names = list(dict.fromkeys(r["library"] for r in results))
+    names.sort(key=lambda name: not name.startswith("skrl-torch"))  # the reference row first
     for key, label in (("train_seconds", "wall"), ("train_cpu_seconds", "CPU")):
         print("\n| library | " + " | ".join(f"seed {s}: train s ({label}) / eval return" for s in args.seeds)
               + f" | median train s ({label}) |")

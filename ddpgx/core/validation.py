@@ -1,4 +1,4 @@
-"""Checks of user input shared by both backends: numbers in range, and arrays of numbers.
+"""Checks of user input shared by both backends: numbers in range, DDPGConfig's shared fields, arrays of numbers.
 
 Framework-free (the standard library and NumPy; JAX only once a tree other than a NumPy array is checked), so that
 ``ddpgx_torch`` uses the same checks without importing JAX.
