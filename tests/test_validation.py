@@ -8,6 +8,7 @@ import re
 import gymnasium
 import jax
 import numpy as np
+import optax
 import pytest
 
 import ddpgx
@@ -87,6 +88,19 @@ def test_unsupported_state_space_rejected():
 # --------------------------------------------------------------------------------------------- DDPGConfig
 
 
+def _config_classes() -> list:
+    """Both backends' configurations: their shared fields are checked by one function
+    (``ddpgx.core.validation.check_config``), with the same messages."""
+    try:
+        import ddpgx_torch
+    except ImportError:  # torch not installed
+        return [ddpgx.DDPGConfig]
+    return [ddpgx.DDPGConfig, ddpgx_torch.DDPGConfig]
+
+
+CONFIG_CLASSES = _config_classes()
+
+
 @pytest.mark.parametrize("name, bad", [
     ("polyak", -0.1), ("polyak", 1.5), ("polyak", math.nan), ("polyak", math.inf), ("polyak", "0.5"),
     ("discount_factor", -0.01), ("discount_factor", 1.01), ("discount_factor", math.nan),
@@ -98,9 +112,10 @@ def test_unsupported_state_space_rejected():
     ("observation_preprocessor", 1), ("state_preprocessor", "yes"),
     ("exploration_scheduler", 0.5),
 ])
-def test_config_rejects_bad_value(name, bad):
+@pytest.mark.parametrize("config_class", CONFIG_CLASSES)
+def test_config_rejects_bad_value(name, bad, config_class):
     with pytest.raises(ValueError, match=value(name, bad) + " is invalid"):
-        ddpgx.DDPGConfig(**{name: bad})
+        config_class(**{name: bad})
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -112,9 +127,18 @@ def test_config_rejects_bad_value(name, bad):
     ((1e-3, 1e-3, 1e-3), "learning_rate=(0.001, 0.001, 0.001)"),
     ((1e-3,), "learning_rate=(0.001,)"),
 ])
-def test_config_rejects_bad_learning_rate(bad, message):
+@pytest.mark.parametrize("config_class", CONFIG_CLASSES)
+def test_config_rejects_bad_learning_rate(bad, message, config_class):
     with pytest.raises(ValueError, match=re.escape(message) + " is invalid"):
-        ddpgx.DDPGConfig(learning_rate=bad)
+        config_class(learning_rate=bad)
+
+
+def test_only_the_jax_config_takes_a_learning_rate_schedule():
+    schedule = optax.linear_schedule(1e-3, 1e-4, 1000)
+    assert ddpgx.DDPGConfig(learning_rate=schedule).learning_rates == (schedule, schedule)
+    torch_config = pytest.importorskip("ddpgx_torch").DDPGConfig
+    with pytest.raises(ValueError, match=r"policy learning_rate=<function .*> is invalid: expected a finite number"):
+        torch_config(learning_rate=schedule)
 
 
 def test_config_accepts_good_values():
