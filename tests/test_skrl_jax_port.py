@@ -416,7 +416,7 @@ def test_model_file_saved_by_skrl_loads_and_ours_loads_in_skrl(tmp_path):
 
 
 def test_random_act_is_uniform_in_the_action_space():
-    model = Actor(OBS, None, gymnasium.spaces.Box(np.array([-1.0, 0.0]), np.array([1.0, 5.0])))
+    model = Actor(OBS, None, gymnasium.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 5.0], np.float32)))
     model.init_state_dict(role="policy")
     actions, outputs = model.random_act({"observations": np.zeros((5000, 3), np.float32)}, role="policy")
     actions = np.asarray(actions)
