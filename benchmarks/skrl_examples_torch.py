@@ -217,7 +217,7 @@ def main() -> None:
 
             torch.set_num_threads(args.torch_threads)
         print(json.dumps(run(args.one, args.seeds[0], args.timesteps, args.eval_episodes, args.builtin,
-                             args.default_init and not args.builtin)))
+                             args.default_init)))
         return
     rows = [("skrl-torch", False), ("ddpgx_torch", False)] + ([("ddpgx_torch", True)] if args.builtin else [])
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "

@@ -68,7 +68,7 @@ class DDPGConfig:
     skip_nonfinite_updates: bool = True
 
     def __post_init__(self):
-        check_config(self, noise_lib.validate, schedules=True)
+        object.__setattr__(self, "learning_rate", check_config(self, noise_lib.validate, schedules=True))
 
     @property
     def learning_rates(self) -> tuple[LearningRate, LearningRate]:

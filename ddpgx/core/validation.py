@@ -33,21 +33,22 @@ def real_in(name: str, value: Any, low: float, high: float, low_open: bool = Fal
         raise ValueError(f"{name}={value!r} is invalid: expected a finite number in {bounds}")
 
 
-def check_config(config: Any, validate_noise: Callable[[Any], None], *, schedules: bool) -> None:
+def check_config(config: Any, validate_noise: Callable[[Any], None], *, schedules: bool) -> Any:
     """The checks of a ``DDPGConfig``'s shared fields, for both backends' configs (each adds its own): raises
     ``ValueError`` naming the first bad field and what it expects. ``schedules``: a learning rate may be a callable
-    (an optax schedule, JAX only)."""
+    (an optax schedule, JAX only). Returns the learning rate to store: a ``(policy, critic)`` list as a tuple, so that
+    the frozen config stays hashable; anything else as given."""
     positive_int("batch_size", config.batch_size)
     positive_int("gradient_steps", config.gradient_steps)
     real_in("discount_factor", config.discount_factor, 0.0, 1.0)
     real_in("polyak", config.polyak, 0.0, 1.0)
-    if isinstance(config.learning_rate, (tuple, list)):
-        if len(config.learning_rate) != 2:
-            raise ValueError(
-                f"learning_rate={config.learning_rate!r} is invalid: expected a float or a (policy, critic) pair"
-            )
-        object.__setattr__(config, "learning_rate", tuple(config.learning_rate))  # keep the config hashable
-    for name, lr in zip(("policy learning_rate", "critic learning_rate"), config.learning_rates, strict=True):
+    learning_rate = config.learning_rate
+    if isinstance(learning_rate, (tuple, list)):
+        if len(learning_rate) != 2:
+            raise ValueError(f"learning_rate={learning_rate!r} is invalid: expected a float or a (policy, critic) pair")
+        learning_rate = tuple(learning_rate)
+    pair = learning_rate if isinstance(learning_rate, tuple) else (learning_rate, learning_rate)
+    for name, lr in zip(("policy learning_rate", "critic learning_rate"), pair, strict=True):
         if not (schedules and callable(lr)):
             real_in(name, lr, 0.0, math.inf, low_open=True)
     real_in("grad_norm_clip", config.grad_norm_clip, -math.inf, math.inf)
@@ -62,6 +63,7 @@ def check_config(config: Any, validate_noise: Callable[[Any], None], *, schedule
             raise ValueError(f"{name}={getattr(config, name)!r} is invalid: expected True or False")
     real_in("preprocessor_epsilon", config.preprocessor_epsilon, 0.0, math.inf)
     real_in("preprocessor_clip", config.preprocessor_clip, 0.0, math.inf, low_open=True)
+    return learning_rate
 
 
 def check_numeric(tree: Any, name: str) -> None:
