@@ -62,7 +62,7 @@ class DDPGConfig:
     skip_nonfinite_updates: bool = True
 
     def __post_init__(self):
-        check_config(self, noise_lib.validate, schedules=False)
+        object.__setattr__(self, "learning_rate", check_config(self, noise_lib.validate, schedules=False))
         if not any(self.mixed_precision is m or (isinstance(m, str) and self.mixed_precision == m)
                    for m in MIXED_PRECISION):
             raise ValueError(
