@@ -133,6 +133,14 @@ def test_config_rejects_bad_learning_rate(bad, message, config_class):
         config_class(learning_rate=bad)
 
 
+@pytest.mark.parametrize("config_class", CONFIG_CLASSES)
+def test_config_stores_a_learning_rate_pair_as_a_hashable_tuple(config_class):
+    config = config_class(learning_rate=[1e-3, 2e-3])
+    assert config.learning_rate == (1e-3, 2e-3) and config.learning_rates == (1e-3, 2e-3)
+    assert config.replace(polyak=0.1).learning_rate == (1e-3, 2e-3)
+    hash(config)
+
+
 def test_only_the_jax_config_takes_a_learning_rate_schedule():
     schedule = optax.linear_schedule(1e-3, 1e-4, 1000)
     assert ddpgx.DDPGConfig(learning_rate=schedule).learning_rates == (schedule, schedule)
