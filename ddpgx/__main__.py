@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from typing import Any
 
 #: per-field flags and the configuration keys they set (see ddpgx.cli.config)
 FLAG_KEYS = {
@@ -163,7 +164,10 @@ def _train(args: argparse.Namespace) -> int:
 
         result = jitted_run.train_jitted(plan, progress=progress, log=lambda line: print(line, flush=True))
     else:
-        result = runner.train(plan, progress=progress, log=lambda line: print(line, flush=True))
+        try:
+            result = runner.train(plan, progress=progress, log=lambda line: print(line, flush=True))
+        except runner.EnvironmentFailed as failed:
+            return _environment_failed(failed)
     returns = result["episode_returns"]
     last = sum(returns[-10:]) / len(returns[-10:]) if returns else float("nan")
     evals = result.get("periodic_eval_seconds") or 0.0
@@ -183,6 +187,20 @@ def _train(args: argparse.Namespace) -> int:
               f"resume with: ddpgx train --resume {result['experiment_dir']}", file=sys.stderr, flush=True)
         return 128 + int(result["interrupted"])
     return 0
+
+
+def _environment_failed(failed: Any) -> int:
+    """Reports an environment's error during training (its traceback first: the error is in the environment's
+    code) and what was saved; exit status 1."""
+    import traceback
+
+    traceback.print_exception(failed.__cause__, file=sys.stderr)
+    result = failed.result
+    saved = (f"checkpoint at timestep {result['end_timestep']} and summary written; resume with: ddpgx train --resume "
+             f"{result['experiment_dir']}" if result["end_timestep"] > result["start_timestep"] else
+             f"no timestep was done, nothing to resume; logs in {result['experiment_dir']}")
+    print(f"ddpgx: error: {failed}; {saved}", file=sys.stderr, flush=True)
+    return 1
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -78,6 +78,10 @@ class SequentialTrainer:
       callback: (ddpgx) called after every timestep as ``callback(timestep, returns)``, ``timestep`` the number of
         timesteps done and ``returns`` the returns of the episodes that ended in it; a true result stops the run
         there (the summary's ``stopped_at`` is that timestep, else None).
+
+    If the environment raises in a step, the error propagates unchanged (with a note naming the timestep), after
+    ``failed_at`` is set to that timestep and ``summary`` to the run so far: every earlier timestep was recorded and
+    learned from, so the agent can be saved there (the command line's ``ddpgx train`` does).
     """
 
     def __init__(self, *, env: Any, agents: Any, scopes: list[int] | None = None,
@@ -93,6 +97,7 @@ class SequentialTrainer:
         self.agents = agents
         self.scopes = [(0, self.env.num_envs)]
         self.summary: dict[str, Any] = {}
+        self.failed_at: int | None = None  # the timestep whose environment step raised (see the class docstring)
         self.callback = callback
         self.agents.init(trainer_cfg=dataclasses.asdict(self.cfg))
         if self.cfg.close_environment_at_exit:
@@ -130,6 +135,8 @@ class SequentialTrainer:
         start = time.perf_counter()
         stopped_at = None
         done_steps = timesteps
+        self.failed_at = None
+        finished = False
         try:
             for timestep in range(first, timesteps):
                 agent.pre_interaction(timestep=timestep, timesteps=timesteps)
@@ -137,8 +144,14 @@ class SequentialTrainer:
                 actions, _ = agent.act(observations, states, timestep=timestep, timesteps=timesteps)
                 actions = _numpy(actions)
                 t1 = time.perf_counter()
-                next_observations, rewards, terminated, truncated, infos = env.step(actions)
-                next_states = env.state()
+                try:
+                    next_observations, rewards, terminated, truncated, infos = env.step(actions)
+                    next_states = env.state()
+                except Exception as error:
+                    self.failed_at = done_steps = timestep
+                    error.add_note(f"(raised by the environment's step at timestep {timestep}; every earlier "
+                                   "timestep is complete)")
+                    raise
                 if timed:
                     agent.track_data("Stats / Inference time (ms)", (t1 - t0) * 1e3)
                     agent.track_data("Stats / Env stepping time (ms)", (time.perf_counter() - t1) * 1e3)
@@ -168,13 +181,15 @@ class SequentialTrainer:
                     break
             if hasattr(agent, "block_until_ready"):
                 agent.block_until_ready()
+            finished = True
         finally:
             if progress is not None:
                 progress.close()
-        seconds = time.perf_counter() - start
-        self.summary = {"seconds": seconds, "env_steps_per_second": (done_steps - first) * env.num_envs / seconds,
-                        "episode_returns": returns, "episode_end_timesteps": ends, "training": training,
-                        "stopped_at": stopped_at}
+            if finished or self.failed_at is not None:  # not after an error of the agent's
+                seconds = time.perf_counter() - start
+                self.summary = {"seconds": seconds, "env_steps_per_second": (done_steps - first) * env.num_envs
+                                / seconds, "episode_returns": returns, "episode_end_timesteps": ends,
+                                "training": training, "stopped_at": stopped_at}
         return self.summary
 
 

@@ -1,5 +1,6 @@
 """``ddpgx train`` stopped by real signals: SIGINT/SIGTERM end the run cleanly (checkpoint, summary, exit 130/143),
-SIGKILL loses no episode already logged, and a resumed run's log and summary hold every episode since the start."""
+SIGKILL loses no episode already logged, and a resumed run's log and summary hold every episode since the start; an
+error raised by the environment saves the run at the last complete step as a signal does."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 TINY = ["--set", "networks.policy_hidden_sizes=[16]", "--set", "networks.critic_hidden_sizes=[16]",
         "--memory-size", "5000", "--write-interval", "0", "--checkpoint-interval", "0", "--eval-episodes", "1",
@@ -82,3 +85,51 @@ def test_sigkill_keeps_the_episodes_logged_so_far(tmp_path):
     rows = _train_rows(run)
     assert len(rows) >= 2 and [int(r["timestep"]) for r in rows[:2]] == [200, 400]
     assert all(float(r["return"]) < 0 for r in rows)  # Pendulum's rewards are negative: real returns, not blanks
+
+
+FAILING_ENV = '''
+import gymnasium
+from gymnasium.envs.classic_control import PendulumEnv
+
+
+class FailingPendulum(PendulumEnv):
+    """Pendulum whose step raises on its 450th call (counted per instance), as a flaky simulator might."""
+
+    calls = 0
+
+    def step(self, action):
+        self.calls += 1
+        if self.calls == 450:
+            raise RuntimeError("sensor dropped")
+        return super().step(action)
+
+
+gymnasium.register("Failing-v0", entry_point=FailingPendulum, max_episode_steps=200)
+'''
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_an_environment_error_saves_the_run_at_the_last_complete_timestep(tmp_path, monkeypatch, capsys, backend):
+    from ddpgx import __main__ as cli
+
+    (tmp_path / "failing_env.py").write_text(FAILING_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    args = ["train", "--env", "failing_env:Failing-v0", "--timesteps", "600", "--backend", backend, "--directory",
+            str(tmp_path), "--experiment-name", "run", *TINY]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: sensor dropped" in err  # the environment's own traceback
+    assert (f"ddpgx: error: the environment 'failing_env:Failing-v0' raised at timestep 449: RuntimeError: sensor "
+            f"dropped; checkpoint at timestep 449 and summary written; resume with: ddpgx train --resume {run}") in err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["failed"] == "RuntimeError: sensor dropped" and summary["end_timestep"] == 449
+    assert summary["episode_end_timesteps"] == [200, 400] and "eval_mean" not in summary
+    checkpoint = "agent_449" + ("" if backend == "jax" else ".pt")
+    assert checkpoint in os.listdir(run / "checkpoints")
+
+    # the environment made anew counts its calls from 0: the resumed run reaches its target
+    assert cli.main(["train", "--resume", str(run), "--no-progress"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["start_timestep"] == 449 and summary["end_timestep"] == 600 and summary["failed"] is None
+    assert summary["episode_end_timesteps"][:2] == [200, 400]

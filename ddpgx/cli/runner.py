@@ -40,8 +40,8 @@ from ddpgx.cli.config import RunConfig
 from ddpgx.cli.envs import make_env, make_single
 from ddpgx.cli.policy import RUN_FILE, agent_checkpoints, complete, read_run
 
-__all__ = ["RunPlan", "build_agent", "evaluate", "load_agent", "make_env", "plan", "plot_learning_curve",
-           "policy_of", "skrl_example_cfg", "train", "versions"]
+__all__ = ["EnvironmentFailed", "RunPlan", "build_agent", "evaluate", "load_agent", "make_env", "plan",
+           "plot_learning_curve", "policy_of", "skrl_example_cfg", "train", "versions"]
 
 RUN_FORMAT = "ddpgx-run-2"
 EPISODES_FILE = "episodes.csv"
@@ -512,7 +512,9 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
     every ``evaluation.interval`` timesteps and after training, and writes ``run.json``, ``episodes.csv``,
     TensorBoard logs, checkpoints, ``learning_curve.png`` and ``summary.json``; returns the summary (with the agent
     under ``"agent"``). If SIGINT or SIGTERM arrives, the run stops at the end of that timestep, writes a checkpoint
-    there and the summary, and the summary's ``"interrupted"`` holds the signal's number."""
+    there and the summary, and the summary's ``"interrupted"`` holds the signal's number. If the environment
+    raises, the run is saved the same way at the last complete timestep and :class:`EnvironmentFailed` is raised from
+    the environment's error (the summary's ``"failed"`` names it); an error of the agent's own propagates as it is."""
     if isinstance(run, RunConfig):
         run = plan(config_lib.flatten(run.to_dict()))
     config = run.config
@@ -560,10 +562,16 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
         trainer = SequentialTrainer(env=env, agents=agent, callback=callback, cfg={
             "timesteps": config["run.timesteps"], "headless": True, "seed": config["run.seed"],
             "initial_timestep": run.start, "disable_progressbar": (None if progress is None else not progress)})
+        failure = None
         with stop:
-            summary = trainer.train()
+            try:
+                summary = trainer.train()
+            except Exception as error:
+                if trainer.failed_at is None:  # the agent's own error: its state may be half-updated, save nothing
+                    raise
+                failure, summary = error, dict(trainer.summary, stopped_at=trainer.failed_at)
             stopped = summary["stopped_at"]
-            if stopped is not None:
+            if stopped is not None and stopped > run.start:
                 os.makedirs(os.path.join(agent.experiment_dir, "checkpoints"), exist_ok=True)
                 if hasattr(agent, "_flush"):  # the JAX agent may hold one recorded transition not yet stored
                     agent._flush()
@@ -577,16 +585,30 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
         "env_steps_per_second": summary["env_steps_per_second"] * summary["seconds"] / max(
             summary["seconds"] - eval_seconds[0], 1e-9), "start_timestep": run.start,
         "end_timestep": stopped if stopped is not None else config["run.timesteps"],
-        "target_timesteps": config["run.timesteps"], "interrupted": stop.signal}
-    if stop.signal is None and episodes:
+        "target_timesteps": config["run.timesteps"], "interrupted": stop.signal,
+        "failed": None if failure is None else f"{type(failure).__name__}: {failure}"}
+    if stop.signal is None and failure is None and episodes:
         returns = evaluate(policy, config["env.id"], episodes, config["evaluation.seed"], kwargs=eval_env_kwargs)
         result.update(eval_returns=returns, eval_mean=float(np.mean(returns)), eval_std=float(np.std(returns)))
     if agent.tracker.writer is not None:  # both backends' agents write TensorBoard through the shared tracker
         agent.tracker.writer.close()
         agent.tracker.writer = None
     result = _summary(run, result)
+    if failure is not None:
+        raise EnvironmentFailed(result) from failure
     result["agent"] = agent
     return result
+
+
+class EnvironmentFailed(RuntimeError):
+    """The environment raised during :func:`train` (the error is the ``__cause__``); the run was saved at the last
+    complete timestep, ``result["end_timestep"]`` (a checkpoint there if any timestep was done since the start), with
+    its summary, which :attr:`result` holds."""
+
+    def __init__(self, result: dict[str, Any]):
+        self.result = result
+        super().__init__(f"the environment {result['env_id']!r} raised at timestep {result['end_timestep']}: "
+                         f"{result['failed']}")
 
 
 def jax_process_zero() -> bool:
