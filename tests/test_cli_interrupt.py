@@ -93,9 +93,15 @@ from gymnasium.envs.classic_control import PendulumEnv
 
 
 class FailingPendulum(PendulumEnv):
-    """Pendulum whose step raises on its 450th call (counted per instance), as a flaky simulator might."""
+    """Pendulum whose step raises on its 450th call (counted per instance), as a flaky simulator might, and whose
+    reset raises for seed 777."""
 
     calls = 0
+
+    def reset(self, *, seed=None, options=None):
+        if seed == 777:  # the test's evaluation seed
+            raise RuntimeError("renderer lost")
+        return super().reset(seed=seed, options=options)
 
     def step(self, action):
         self.calls += 1
@@ -133,3 +139,29 @@ def test_an_environment_error_saves_the_run_at_the_last_complete_timestep(tmp_pa
     summary = json.loads((run / "summary.json").read_text())
     assert summary["start_timestep"] == 449 and summary["end_timestep"] == 600 and summary["failed"] is None
     assert summary["episode_end_timesteps"][:2] == [200, 400]
+
+
+def test_an_evaluation_environment_error_saves_the_run_where_it_stopped(tmp_path, monkeypatch, capsys):
+    from ddpgx import __main__ as cli
+
+    (tmp_path / "failing_env.py").write_text(FAILING_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    run = tmp_path / "run"
+    args = ["train", "--env", "failing_env:Failing-v0", "--timesteps", "400", "--eval-interval", "300",
+            "--set", "evaluation.seed=777", "--directory", str(tmp_path), "--experiment-name", "run", *TINY]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: renderer lost" in err and "raised by the evaluation environment at timestep 300" in err
+    assert "raised at timestep 300: RuntimeError: renderer lost; checkpoint at timestep 300 and summary" in err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["failed"] == "RuntimeError: renderer lost" and summary["end_timestep"] == 300
+    assert "agent_300" in os.listdir(run / "checkpoints")
+
+    # the final evaluation's error: the finished training is saved at its target
+    args = ["train", "--env", "failing_env:Failing-v0", "--timesteps", "300", "--eval-interval", "0",
+            "--set", "evaluation.seed=777", "--directory", str(tmp_path), "--experiment-name", "done", *TINY]
+    assert cli.main(args) == 1
+    assert "raised by the evaluation environment after training" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "done" / "summary.json").read_text())
+    assert summary["failed"] == "RuntimeError: renderer lost" and summary["end_timestep"] == 300
+    assert "agent_300" in os.listdir(tmp_path / "done" / "checkpoints")

@@ -513,8 +513,9 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
     TensorBoard logs, checkpoints, ``learning_curve.png`` and ``summary.json``; returns the summary (with the agent
     under ``"agent"``). If SIGINT or SIGTERM arrives, the run stops at the end of that timestep, writes a checkpoint
     there and the summary, and the summary's ``"interrupted"`` holds the signal's number. If the environment
-    raises, the run is saved the same way at the last complete timestep and :class:`EnvironmentFailed` is raised from
-    the environment's error (the summary's ``"failed"`` names it); an error of the agent's own propagates as it is."""
+    raises (in training or in an evaluation), the run is saved the same way at the last complete timestep and
+    :class:`EnvironmentFailed` is raised from the environment's error (the summary's ``"failed"`` names it); an error
+    of the agent's own propagates as it is."""
     if isinstance(run, RunConfig):
         run = plan(config_lib.flatten(run.to_dict()))
     config = run.config
@@ -540,14 +541,20 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
         policy = policy_of(agent)
         interval, episodes = config["evaluation.interval"], config["evaluation.episodes"]
         eval_seconds = [0.0]  # periodic evaluations' share of the trainer's wall time
+        eval_failure: list[Exception] = []  # an evaluation environment's error stops the run like a signal
 
         def callback(timestep: int, returns: list[float]) -> bool:
             for value in returns:
                 log_file.add(timestep, "train", value)
             if interval and episodes and timestep % interval == 0:
                 began = time.perf_counter()
-                values = evaluate(policy, config["env.id"], episodes, config["evaluation.seed"],
-                                  kwargs=eval_env_kwargs)
+                try:
+                    values = evaluate(policy, config["env.id"], episodes, config["evaluation.seed"],
+                                      kwargs=eval_env_kwargs)
+                except Exception as error:
+                    error.add_note(f"(raised by the evaluation environment at timestep {timestep})")
+                    eval_failure.append(error)
+                    return True
                 eval_seconds[0] += time.perf_counter() - began
                 mean, std = float(np.mean(values)), float(np.std(values))
                 log_file.add(timestep, "eval", mean, std)
@@ -562,6 +569,12 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
         trainer = SequentialTrainer(env=env, agents=agent, callback=callback, cfg={
             "timesteps": config["run.timesteps"], "headless": True, "seed": config["run.seed"],
             "initial_timestep": run.start, "disable_progressbar": (None if progress is None else not progress)})
+        def save_at(timestep: int) -> None:
+            os.makedirs(os.path.join(agent.experiment_dir, "checkpoints"), exist_ok=True)
+            if hasattr(agent, "_flush"):  # the JAX agent may hold one recorded transition not yet stored
+                agent._flush()
+            agent.write_checkpoint(timestep=timestep, timesteps=config["run.timesteps"])
+
         failure = None
         with stop:
             try:
@@ -570,12 +583,10 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
                 if trainer.failed_at is None:  # the agent's own error: its state may be half-updated, save nothing
                     raise
                 failure, summary = error, dict(trainer.summary, stopped_at=trainer.failed_at)
+            failure = eval_failure[0] if eval_failure else failure
             stopped = summary["stopped_at"]
             if stopped is not None and stopped > run.start:
-                os.makedirs(os.path.join(agent.experiment_dir, "checkpoints"), exist_ok=True)
-                if hasattr(agent, "_flush"):  # the JAX agent may hold one recorded transition not yet stored
-                    agent._flush()
-                agent.write_checkpoint(timestep=stopped, timesteps=config["run.timesteps"])
+                save_at(stopped)
     finally:
         env.close()
         log_file.close()
@@ -588,8 +599,13 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
         "target_timesteps": config["run.timesteps"], "interrupted": stop.signal,
         "failed": None if failure is None else f"{type(failure).__name__}: {failure}"}
     if stop.signal is None and failure is None and episodes:
-        returns = evaluate(policy, config["env.id"], episodes, config["evaluation.seed"], kwargs=eval_env_kwargs)
-        result.update(eval_returns=returns, eval_mean=float(np.mean(returns)), eval_std=float(np.std(returns)))
+        try:
+            returns = evaluate(policy, config["env.id"], episodes, config["evaluation.seed"], kwargs=eval_env_kwargs)
+            result.update(eval_returns=returns, eval_mean=float(np.mean(returns)), eval_std=float(np.std(returns)))
+        except Exception as error:  # the training is done: keep it
+            error.add_note("(raised by the evaluation environment after training)")
+            failure, result["failed"] = error, f"{type(error).__name__}: {error}"
+            save_at(result["end_timestep"])
     if agent.tracker.writer is not None:  # both backends' agents write TensorBoard through the shared tracker
         agent.tracker.writer.close()
         agent.tracker.writer = None
