@@ -569,6 +569,7 @@ def train(run: RunPlan | RunConfig, *, progress: bool | None = None, log: Any = 
         trainer = SequentialTrainer(env=env, agents=agent, callback=callback, cfg={
             "timesteps": config["run.timesteps"], "headless": True, "seed": config["run.seed"],
             "initial_timestep": run.start, "disable_progressbar": (None if progress is None else not progress)})
+
         def save_at(timestep: int) -> None:
             os.makedirs(os.path.join(agent.experiment_dir, "checkpoints"), exist_ok=True)
             if hasattr(agent, "_flush"):  # the JAX agent may hold one recorded transition not yet stored
