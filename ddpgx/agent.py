@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddpgx import checkpoints, core, host_memory, noises, skrl_checkpoint, tracking
-from ddpgx.core import networks, packing, replay, sharding, spaces
+from ddpgx.core import networks, packing, replay, sharding, spaces, threefry
 from ddpgx import models as models_lib
 from ddpgx.core import noise as noise_lib
 from ddpgx.core.config import DDPGConfig
@@ -496,7 +496,8 @@ class DDPG:
             raise ValueError("cannot update: the memory is empty (record transitions first)")
         self._flush()
         self._drop_prefetch()
-        self.train_state, metrics = core.update_from_replay(self.train_state, self.memory.state)
+        with threefry.unrolled():
+            self.train_state, metrics = core.update_from_replay(self.train_state, self.memory.state)
         self._track_update(metrics)
 
     def track_data(self, tag: str, value: float) -> None:

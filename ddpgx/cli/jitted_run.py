@@ -20,6 +20,7 @@ import numpy as np
 from ddpgx import agent, checkpoints
 from ddpgx.cli import runner
 from ddpgx.core import ddpg as core
+from ddpgx.core import threefry
 from ddpgx.core.config import DDPGConfig
 from ddpgx.core.jitted import JittedConfig, _check_int, make_env, make_train
 
@@ -156,7 +157,8 @@ def train_gymnax(
     train = make_train(env, env_params, config, settings, callback=callback)
     key = jax.random.key(seed)
     start = time.perf_counter()
-    compiled = jax.jit(train).lower(key).compile()
+    with threefry.unrolled():
+        compiled = jax.jit(train).lower(key).compile()
     compile_seconds = time.perf_counter() - start
     logger.reset_clock()
     start = time.perf_counter()

@@ -10,6 +10,7 @@ in :mod:`ddpgx.cli`). The modules:
   replay buffer and the running standard scaler;
 - :mod:`ddpgx.core.spaces`, :mod:`ddpgx.core.types`: gymnasium spaces as flat layouts, the :class:`Transition`;
 - :mod:`ddpgx.core.packing`: a pytree in few buffers, for loops bound by the cost of a jitted call;
+- :mod:`ddpgx.core.threefry`: ``jax.random``'s hash unrolled on CPU while ddpgx's programs compile (the same bits);
 - :mod:`ddpgx.core.sharding`: meshes and shardings over several devices and hosts;
 - :mod:`ddpgx.core.jitted`: whole training runs on JAX-native environments as one compiled program;
 - :mod:`ddpgx.core.validation`: checks of user input, shared with ``ddpgx_torch`` (no JAX);
@@ -24,7 +25,7 @@ from ddpgx.core.lazy import lazy_names
 
 if TYPE_CHECKING:  # what the names below are; at run time they load on first use
     from ddpgx.core import config, ddpg, jitted, losses, networks, noise, packing, replay, scaler, sharding, spaces
-    from ddpgx.core import types, validation
+    from ddpgx.core import threefry, types, validation
     from ddpgx.core.config import DDPGConfig
     from ddpgx.core.ddpg import (
         DATA_AXIS,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # what the names below are; at run time they load on first us
 # Public name -> the module it is, or the module that holds it; each loads on first use.
 _SUBMODULES = {name: f"ddpgx.core.{name}" for name in (
     "config", "ddpg", "jitted", "losses", "networks", "noise", "packing", "replay", "scaler", "sharding", "spaces",
-    "types", "validation")}
+    "threefry", "types", "validation")}
 _NAMES = {"DDPGConfig": "ddpgx.core.config", "Transition": "ddpgx.core.types", "check_numeric": "ddpgx.core.validation",
           **{name: "ddpgx.core.ddpg" for name in ("DATA_AXIS", "AgentSpec", "Hyperparams", "TrainState", "act", "adam",
                                                   "add_and_update", "add_update_act", "add_update_act_packed", "init",
@@ -78,6 +79,7 @@ __all__ = [
     "scaler",
     "sharding",
     "spaces",
+    "threefry",
     "types",
     "update",
     "update_from_replay",

@@ -43,7 +43,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from ddpgx.core import losses, networks, packing, replay, scaler, spaces
+from ddpgx.core import losses, networks, packing, replay, scaler, spaces, threefry
 from ddpgx.core import noise as noise_lib
 from ddpgx.core.config import DDPGConfig
 from ddpgx.core.types import Transition
@@ -298,8 +298,9 @@ def act(
       (zeros where no noise applied) and ``info["noise_max/min/mean"]`` its statistics.
     """
     check_numeric(observations, "observations")
-    actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore, episode_starts,
-                                           scale)
+    with threefry.unrolled():
+        actions, key, noise_state, info = _act(train_state, observations, timestep, timesteps, explore,
+                                               episode_starts, scale)
     return actions, train_state.replace(key=key, noise_state=noise_state), info
 
 
@@ -603,7 +604,8 @@ def add_and_update(
     XLA copies the buffer's columns on every call to sample from them while writing them in place: 14 ms a step for
     a million-transition buffer, against 0.04 ms for the separate write.
     """
-    train_state, metrics = _update_after_add(train_state, buffer, transitions)
+    with threefry.unrolled():
+        train_state, metrics = _update_after_add(train_state, buffer, transitions)
     return train_state, replay.add(buffer, transitions), metrics
 
 
@@ -640,9 +642,10 @@ def add_update_act(
     :func:`act` (``explore=True``, with the same ``scale``). A caller that ends up acting on other observations drops
     them and calls ``act``.
     """
-    actions, (key, noise_state), train_state, metrics_, info = _update_act(
-        train_state, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
-        with_metrics=metrics)
+    with threefry.unrolled():
+        actions, (key, noise_state), train_state, metrics_, info = _update_act(
+            train_state, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
+            with_metrics=metrics)
     return actions, (key, noise_state), train_state, replay.add(buffer, transitions), metrics_, info
 
 
@@ -681,9 +684,10 @@ def add_update_act_packed(
     (``packing.unpack(packed).replace(key=key, noise_state=noise_state)``), which then equals
     :func:`add_and_update`.
     """
-    actions, undo, packed, metrics_, info = _packed_update_act(
-        packed, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
-        with_metrics=metrics)
+    with threefry.unrolled():
+        actions, undo, packed, metrics_, info = _packed_update_act(
+            packed, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
+            with_metrics=metrics)
     return actions, packed, undo, replay.add(buffer, transitions), metrics_, info
 
 
