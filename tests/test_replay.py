@@ -172,6 +172,27 @@ def test_sample_returns_only_filled_entries_uniformly():
     assert replay.sample(one, jax.random.key(1), 5).observations.shape == (5, 3)
 
 
+@pytest.mark.parametrize("method, rows", [("pairwise", 20_000), ("sort", 20_001)])  # distinct shapes: two traces
+def test_sample_without_replacement_draws_every_subset_alike(monkeypatch, method, rows):
+    """Each minibatch holds distinct entries, every 3-subset of the 6 filled entries is equally likely, and so is
+    every entry at every position, whether repeats are found by comparing all pairs or by a sort."""
+    if method == "sort":
+        monkeypatch.setattr(replay, "_PAIRWISE_UP_TO", 0)
+    buffer = replay.add(replay.init(CAPACITY, example(), replacement=False), items([1, 2, 3, 4, 5, 6]))
+    ids = np.asarray(replay.sample(buffer, jax.random.key(5), (rows, 3)).rewards).astype(int)
+    assert ids.min() >= 1 and ids.max() <= 6
+    assert (np.sort(ids, axis=1)[:, 1:] != np.sort(ids, axis=1)[:, :-1]).all()  # distinct within each minibatch
+    subsets = np.sort(ids, axis=1) @ np.array([100, 10, 1])
+    _, counts = np.unique(subsets, return_counts=True)
+    assert counts.size == 20  # all C(6, 3) subsets occur ...
+    assert stats.chisquare(counts).pvalue > P_MIN  # ... equally often
+    for position in range(3):
+        assert stats.chisquare(np.bincount(ids[:, position], minlength=7)[1:]).pvalue > P_MIN
+    # As many draws as filled entries: every minibatch is a permutation of them.
+    full = np.asarray(replay.sample(buffer, jax.random.key(6), (rows, 6)).rewards).astype(int)
+    np.testing.assert_array_equal(np.sort(full, axis=1), np.tile(np.arange(1, 7), (rows, 1)))
+
+
 def test_sample_uniform_over_wrapped_buffer():
     buffer = replay.init(CAPACITY, example())
     for k in range(3):  # 120 ids into 100 slots: ids 20..119 survive
