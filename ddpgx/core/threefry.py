@@ -8,7 +8,8 @@ computes the same bits in one fused kernel.
 
 :func:`unrolled` selects that lowering while ddpgx's functions compile (``act``, ``add_and_update``,
 ``add_update_act`` and their packed form, the agent's update, the one-program loop) and restores JAX's choice on exit,
-so programs that are not ddpgx's are lowered as JAX lowers them. A loop of your own that calls ``ddpgx.update`` or
+so programs that are not ddpgx's are lowered as JAX lowers them (one that another thread compiles at that moment may
+be lowered unrolled too, drawing the same bits). A loop of your own that calls ``ddpgx.update`` or
 ``ddpgx.update_from_replay`` can compile under it too::
 
     with ddpgx.core.threefry.unrolled():
