@@ -11,6 +11,7 @@ in :mod:`ddpgx.cli`). The modules:
 - :mod:`ddpgx.core.spaces`, :mod:`ddpgx.core.types`: gymnasium spaces as flat layouts, the :class:`Transition`;
 - :mod:`ddpgx.core.packing`: a pytree in few buffers, for loops bound by the cost of a jitted call;
 - :mod:`ddpgx.core.threefry`: ``jax.random``'s hash unrolled on CPU while ddpgx's programs compile (the same bits);
+- :mod:`ddpgx.core.xla_cpu`: XLA:CPU options for ddpgx's update programs (products fused with bias and ReLU);
 - :mod:`ddpgx.core.sharding`: meshes and shardings over several devices and hosts;
 - :mod:`ddpgx.core.jitted`: whole training runs on JAX-native environments as one compiled program;
 - :mod:`ddpgx.core.validation`: checks of user input, shared with ``ddpgx_torch`` (no JAX);
@@ -25,7 +26,7 @@ from ddpgx.core.lazy import lazy_names
 
 if TYPE_CHECKING:  # what the names below are; at run time they load on first use
     from ddpgx.core import config, ddpg, jitted, losses, networks, noise, packing, replay, scaler, sharding, spaces
-    from ddpgx.core import threefry, types, validation
+    from ddpgx.core import threefry, types, validation, xla_cpu
     from ddpgx.core.config import DDPGConfig
     from ddpgx.core.ddpg import (
         DATA_AXIS,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # what the names below are; at run time they load on first us
 # Public name -> the module it is, or the module that holds it; each loads on first use.
 _SUBMODULES = {name: f"ddpgx.core.{name}" for name in (
     "config", "ddpg", "jitted", "losses", "networks", "noise", "packing", "replay", "scaler", "sharding", "spaces",
-    "threefry", "types", "validation")}
+    "threefry", "types", "validation", "xla_cpu")}
 _NAMES = {"DDPGConfig": "ddpgx.core.config", "Transition": "ddpgx.core.types", "check_numeric": "ddpgx.core.validation",
           **{name: "ddpgx.core.ddpg" for name in ("DATA_AXIS", "AgentSpec", "Hyperparams", "TrainState", "act", "adam",
                                                   "add_and_update", "add_update_act", "add_update_act_packed", "init",
@@ -84,4 +85,5 @@ __all__ = [
     "update",
     "update_from_replay",
     "validation",
+    "xla_cpu",
 ]

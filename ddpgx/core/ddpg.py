@@ -43,7 +43,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from ddpgx.core import losses, networks, packing, replay, scaler, spaces, threefry
+from ddpgx.core import losses, networks, packing, replay, scaler, spaces, threefry, xla_cpu
 from ddpgx.core import noise as noise_lib
 from ddpgx.core.config import DDPGConfig
 from ddpgx.core.types import Transition
@@ -557,7 +557,22 @@ def _reduce_over_steps(name: str, values: jax.Array) -> jax.Array:
     return jnp.mean(values)
 
 
-@functools.partial(jax.jit, donate_argnums=0)
+def _config_rows(train_state: Any, *args: Any, **kwargs: Any) -> int:
+    """The minibatch rows of an update of ``train_state`` (or of its packed form) that samples them itself."""
+    if isinstance(train_state, packing.Packed):
+        train_state = packing.skeleton(train_state)
+    return train_state.spec.config.batch_size
+
+
+def _batch_rows(train_state: Any, batch: Any) -> Optional[int]:
+    """The minibatch rows of :func:`update` on ``batch``: the last leading dimension of its actions (None where
+    there is none; :func:`update` then says what is wrong)."""
+    shape = np.shape(getattr(batch, "actions", None))
+    lead = shape[:len(shape) - len(train_state.spec.action.shape)]
+    return lead[-1] if lead else None
+
+
+@xla_cpu.jit(_batch_rows, donate_argnums=0)
 def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
     """DDPG update on a given batch: ``gradient_steps`` gradient steps in one jitted call.
 
@@ -577,7 +592,7 @@ def update(train_state: TrainState, batch: Transition) -> tuple[TrainState, dict
     return _scan_updates(train_state, _prepare_batch(train_state.spec, batch))
 
 
-@functools.partial(jax.jit, donate_argnums=0)
+@xla_cpu.jit(_config_rows, donate_argnums=0)
 def update_from_replay(train_state: TrainState, buffer: replay.ReplayState) -> tuple[TrainState, dict[str, jax.Array]]:
     """DDPG update sampling ``gradient_steps`` minibatches of ``batch_size`` uniformly from ``buffer``, in one
     jitted call (sampling included). The train state is donated; the buffer is only read."""
@@ -609,7 +624,7 @@ def add_and_update(
     return train_state, replay.add(buffer, transitions), metrics
 
 
-@functools.partial(jax.jit, donate_argnums=0)
+@xla_cpu.jit(_config_rows, donate_argnums=0)
 def _update_after_add(train_state: TrainState, buffer: replay.ReplayState,
                       transitions: Transition) -> tuple[TrainState, dict[str, jax.Array]]:
     """:func:`update_from_replay` on ``buffer`` with ``transitions`` written (read, not written)."""
@@ -649,7 +664,7 @@ def add_update_act(
     return actions, (key, noise_state), train_state, replay.add(buffer, transitions), metrics_, info
 
 
-@functools.partial(jax.jit, donate_argnums=0, static_argnames="with_metrics")
+@xla_cpu.jit(_config_rows, donate_argnums=0, static_argnames="with_metrics")
 def _update_act(train_state, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
                 with_metrics=True):
     """The update on the buffer with ``transitions`` written (read, not written) and the exploring action of
@@ -691,7 +706,7 @@ def add_update_act_packed(
     return actions, packed, undo, replay.add(buffer, transitions), metrics_, info
 
 
-@functools.partial(jax.jit, donate_argnums=0, static_argnames="with_metrics")
+@xla_cpu.jit(_config_rows, donate_argnums=0, static_argnames="with_metrics")
 def _packed_update_act(packed, buffer, transitions, next_observations, timestep, timesteps, episode_starts, scale,
                        with_metrics=True):
     """:func:`_update_act` between :func:`ddpgx.core.packing.unpack` and :func:`ddpgx.core.packing.pack`."""

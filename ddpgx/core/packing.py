@@ -22,6 +22,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple, Optional
 
@@ -30,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-__all__ = ["SMALL_SIZE", "Layout", "Packed", "pack", "unpack"]
+__all__ = ["SMALL_SIZE", "Layout", "Packed", "pack", "skeleton", "unpack"]
 
 #: Leaves with fewer elements than this are concatenated (a 64x64 kernel stays a buffer of its own).
 SMALL_SIZE = 4096
@@ -100,3 +101,14 @@ def unpack(packed: Packed) -> Any:
             vector = packed.small[slot.dtype]
             leaves.append(jax.lax.slice(vector, (slot.offset,), (slot.offset + size,)).reshape(slot.shape))
     return jax.tree.unflatten(packed.layout.treedef, leaves)
+
+
+def skeleton(packed: Packed) -> Any:
+    """The tree :func:`pack` was given with ``None`` for every leaf: its static parts (e.g. a train state's ``spec``),
+    without touching the buffers. Cached per layout."""
+    return _skeleton(packed.layout)
+
+
+@functools.lru_cache(maxsize=64)
+def _skeleton(layout: Layout) -> Any:
+    return jax.tree.unflatten(layout.treedef, [None] * len(layout.slots))
