@@ -58,7 +58,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 import ddpgx  # noqa: E402
 from ddpgx.cli import jitted_run  # noqa: E402
-from ddpgx.core import jitted  # noqa: E402
+from ddpgx.core import jitted, xla_cpu  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from update_throughput import CpuMeter, _cpu_model, _loadavg  # noqa: E402
@@ -66,9 +66,10 @@ from update_throughput import CpuMeter, _cpu_model, _loadavg  # noqa: E402
 # 1,000 uniformly random steps before learning (skrl's example has 100, rejax's default is 2,048): with 100, one
 # seed in eight stays at the bottom for the whole run (vmapped seeds 0-7: -1480; with 1,000 all eight learn).
 BATCH, MEMORY, RANDOM_STEPS, HIDDEN, EVAL_EPISODES = 100, 15_000, 1_000, (400, 300), 10
-# XLA:CPU options measured faster and steadier here (``--tuned-xla``): matrix products on Eigen instead of YNNPACK
-# fusions, and copy insertion by region analysis (it removes the loop's per-step copies of the policy parameters
-# and its Adam moments). Both are experimental XLA flags.
+# XLA:CPU options measured faster and steadier on the AMD machine (``--tuned-xla``; ddpgx's own program otherwise
+# compiles with ddpgx.core.xla_cpu's): matrix products on Eigen instead of YNNPACK fusions, and copy insertion by
+# region analysis (it removes the loop's per-step copies of the policy parameters and its Adam moments). Both are
+# experimental XLA flags.
 TUNED_XLA = {"xla_cpu_experimental_ynn_fusion_type": "", "xla_cpu_copy_insertion_use_region_analysis": True}
 
 
@@ -141,6 +142,8 @@ def prepare_ddpgx(timesteps: int, seed: int = 0, logging: bool = False,
                              callback=callback)
     key = jax.random.key(seed)
     t0 = time.perf_counter()
+    if compiler_options is None:  # as ddpgx compiles it (ddpgx.core.xla_cpu)
+        compiler_options = xla_cpu.for_rows(ddpgx_config().batch_size) or None
     compiled = jax.jit(train).lower(key).compile(compiler_options=compiler_options)
     compile_s = time.perf_counter() - t0
 

@@ -1,16 +1,19 @@
-"""The environment loop's step with the train state passed as ~70 buffers or packed into ~20 (ddpgx.core.packing).
+"""The environment loop's step: the train state as ~70 buffers or packed into ~20, and XLA's options or ddpgx's.
 
 Each environment step of the agent's training loop runs the real environment, then one call of the fused
 update-and-act, then waits for the action: the loop ``ddpgx.DDPG`` runs once learning has started, without the
-agent's bookkeeping. Two contenders, same numbers bit for bit (``tests/test_packing.py``):
+agent's bookkeeping. Three contenders, same numbers bit for bit (``tests/test_packing.py``):
 
 * ``plain``: :func:`ddpgx.core.add_update_act` on the :class:`ddpgx.TrainState`, then the action's randomness
   committed with ``train_state.replace`` (what the agent ran before packing);
-* ``packed``: :func:`ddpgx.core.add_update_act_packed` on ``packing.pack(train_state)`` (what it runs now).
+* ``packed``: :func:`ddpgx.core.add_update_act_packed` on ``packing.pack(train_state)`` (what it runs now);
+* ``packed-xla-defaults``: the same compiled with XLA's default options instead of :mod:`ddpgx.core.xla_cpu`'s
+  (which apply up to 128 rows; the same numbers, ``tests/test_xla_cpu.py``).
 
 They alternate in blocks of ``--steps`` steps in one process, ``--rounds`` times; reported: each one's median time
-per step and the median of the per-round ratios (packed / plain). Defaults: HalfCheetah-v5 (needs
-``ddpgx[mujoco]``), batch 100, 400-300 networks, a memory of 300,000 (the MuJoCo preset's settings).
+per step and the medians of the per-round ratios packed / plain and packed / packed-xla-defaults. Defaults:
+HalfCheetah-v5 (needs ``ddpgx[mujoco]``), batch 100, 400-300 networks, a memory of 300,000 (the MuJoCo preset's
+settings).
 
 Usage::
 
@@ -32,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddpgx import core
-from ddpgx.core import packing, replay
+from ddpgx.core import packing, replay, xla_cpu
 from ddpgx.core.types import Transition
 
 # benchmarks/mujoco.py would shadow the simulator's package for gymnasium: this directory leaves sys.path
@@ -57,6 +60,7 @@ def main() -> None:
     state = {"obs": env.reset(seed=0)[0], "buffer": replay.init(args.memory, zeros),
              "plain": core.init(jax.random.key(0), config, env.observation_space, env.action_space)}
     state["packed"] = jax.jit(packing.pack)(jax.tree.map(jnp.copy, state["plain"]))
+    state["packed-xla-defaults"] = jax.jit(packing.pack)(jax.tree.map(jnp.copy, state["plain"]))
     starts = np.zeros(1, bool)
 
     def env_step(actions):
@@ -80,22 +84,32 @@ def main() -> None:
                     state["plain"], state["buffer"], transition, next_obs, 1000 + i, 10**6, starts, metrics=False)
                 state["plain"] = ts.replace(key=key, noise_state=noise)
             else:
-                actions, state["packed"], _, state["buffer"], _, _ = core.add_update_act_packed(
-                    state["packed"], state["buffer"], transition, next_obs, 1000 + i, 10**6, starts, metrics=False)
+                actions, state[name], _, state["buffer"], _, _ = core.add_update_act_packed(
+                    state[name], state["buffer"], transition, next_obs, 1000 + i, 10**6, starts, metrics=False)
             actions = np.asarray(actions)
         return (time.perf_counter() - start) / steps
 
-    block("plain", 100), block("packed", 100)  # compile, warm up
-    times = {"plain": [], "packed": []}
+    def timed(name, steps):
+        max_rows = xla_cpu.MAX_ROWS
+        xla_cpu.MAX_ROWS = 0 if name == "packed-xla-defaults" else max_rows  # read at each call
+        try:
+            return block(name, steps)
+        finally:
+            xla_cpu.MAX_ROWS = max_rows
+
+    times = {"plain": [], "packed": [], "packed-xla-defaults": []}
+    for name in times:
+        timed(name, 100)  # compile, warm up
     for _ in range(args.rounds):
         for name in times:
-            times[name].append(block(name, args.steps))
-    ratios = np.array(times["packed"]) / np.array(times["plain"])
+            times[name].append(timed(name, args.steps))
     print(f"{platform.machine()}, {jax.devices()[0].device_kind}; {args.env}, batch {args.batch}, memory "
-          f"{args.memory}, {args.rounds} rounds of {args.steps} steps")
+          f"{args.memory}, {args.rounds} rounds of {args.steps} steps; xla_cpu options accepted: {xla_cpu.accepted()}")
     for name, values in times.items():
-        print(f"{name:7s} {1e3 * np.median(values):.3f} ms a step (median of {args.rounds} blocks)")
-    print(f"packed / plain: median {np.median(ratios):.3f} (range {ratios.min():.3f}-{ratios.max():.3f})")
+        print(f"{name:19s} {1e3 * np.median(values):.3f} ms a step (median of {args.rounds} blocks)")
+    for other in ("plain", "packed-xla-defaults"):
+        ratios = np.array(times["packed"]) / np.array(times[other])
+        print(f"packed / {other}: median {np.median(ratios):.3f} (range {ratios.min():.3f}-{ratios.max():.3f})")
 
 
 if __name__ == "__main__":

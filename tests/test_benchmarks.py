@@ -20,3 +20,15 @@ def test_update_floor_reports_update_guard_products_and_adam():
     assert set(times) == {"update", "update, no guard", "products", "Adam", "torch products", "torch Adam"}, done.stdout
     assert all(float(value) > 0 for value in times.values())
     assert re.search(r"the update is [0-9.]+x its ten products in XLA", done.stdout), done.stdout
+
+
+def test_step_dispatch_reports_the_three_contenders_and_both_ratios():
+    command = [sys.executable, os.path.join(ROOT, "benchmarks", "step_dispatch.py"), "--env", "Pendulum-v1",
+               "--memory", "2000", "--steps", "5", "--rounds", "1"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    times = dict(re.findall(r"^(plain|packed|packed-xla-defaults) +([0-9.]+) ms a step", done.stdout, re.MULTILINE))
+    assert set(times) == {"plain", "packed", "packed-xla-defaults"} and all(float(t) > 0 for t in times.values())
+    for other in ("plain", "packed-xla-defaults"):
+        assert re.search(rf"^packed / {other}: median [0-9.]+ \(range", done.stdout, re.MULTILINE), done.stdout
+    assert "xla_cpu options accepted: True" in done.stdout

@@ -20,7 +20,7 @@ import numpy as np
 from ddpgx import agent, checkpoints
 from ddpgx.cli import runner
 from ddpgx.core import ddpg as core
-from ddpgx.core import threefry
+from ddpgx.core import threefry, xla_cpu
 from ddpgx.core.config import DDPGConfig
 from ddpgx.core.jitted import JittedConfig, _check_int, make_env, make_train
 
@@ -158,7 +158,7 @@ def train_gymnax(
     key = jax.random.key(seed)
     start = time.perf_counter()
     with threefry.unrolled():
-        compiled = jax.jit(train).lower(key).compile()
+        compiled = jax.jit(train).lower(key).compile(compiler_options=xla_cpu.for_rows(config.batch_size) or None)
     compile_seconds = time.perf_counter() - start
     logger.reset_clock()
     start = time.perf_counter()
