@@ -23,8 +23,9 @@ Reported per contender: compile time (tracing and XLA compilation; for skrl, its
 evaluation time, and the mean return of 10 evaluation episodes without exploration noise (gymnax Pendulum for ddpgx
 and rejax, gymnasium's for skrl). Also timed: ddpgx with a ``jitted_run.ProgressLogger`` called from inside
 the program every 1,000 steps (progress lines and TensorBoard scalars: the cost of logging), with
-``--tuned-xla`` ddpgx and rejax compiled with :data:`TUNED_XLA`, and ddpgx with ``--seeds`` seeds (8)
-vmapped into one program, with the evaluation inside it.
+``--tuned-xla`` ddpgx and rejax compiled with :data:`TUNED_XLA`, with ``--xla-defaults`` ddpgx compiled with XLA's
+default options instead of :mod:`ddpgx.core.xla_cpu`'s, and ddpgx with ``--seeds`` seeds (8) vmapped into one program,
+with the evaluation inside it.
 
 The compiled programs are timed interleaved: ``--repeats`` rounds (3), each running every program once in an order
 that rotates between rounds, and the speed-up is the median over rounds of the per-round ratio. This machine has slow
@@ -35,7 +36,7 @@ the CPU time other processes used.
 Usage::
 
     python benchmarks/jitted_loop.py [--timesteps 15000] [--seeds 8] [--skip-rejax] [--skip-skrl] \\
-        [--skip-logging] [--tuned-xla] [--markdown benchmarks/RESULTS.md]
+        [--skip-logging] [--tuned-xla] [--xla-defaults] [--markdown benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -290,6 +291,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                         "(skrl: 1 run)")
     parser.add_argument("--tuned-xla", action="store_true",
                         help=f"also run ddpgx and rejax compiled with the XLA options {TUNED_XLA}")
+    parser.add_argument("--xla-defaults", action="store_true",
+                        help="also run ddpgx compiled with XLA's default options (not ddpgx.core.xla_cpu's)")
     parser.add_argument("--markdown", help="append the report to this file")
     args = parser.parse_args(argv)
     if args.timesteps <= RANDOM_STEPS:
@@ -323,6 +326,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         if rejax_name in programs:
             compile_("rejax 0.1.3 DDPG, tuned XLA options",
                      lambda: prepare_rejax(args.timesteps, compiler_options=TUNED_XLA))
+    if args.xla_defaults:
+        compile_("ddpgx jitted loop, XLA's default options", lambda: prepare_ddpgx(args.timesteps, compiler_options={}))
     if not args.skip_logging:
         compile_("ddpgx jitted loop + progress/TensorBoard callbacks every 1,000 steps",
                  lambda: prepare_ddpgx(args.timesteps, logging=True))

@@ -3,10 +3,11 @@
 By default XLA:CPU gives YNNPACK each matrix product alone and adds the bias and applies the ReLU in a loop of its
 own. With ``xla_cpu_experimental_ynn_fusion_type`` set to dot fusions and reductions (:data:`OPTIONS`), YNNPACK
 takes the elementwise operations around a product into the same kernel. Measured on a 2-core Xeon with 400-300
-networks (``benchmarks/RESULTS.md``), a DDPG step ran 6-9 % faster at minibatches of 100 and 128 rows (skrl's Pendulum
-example's own models, ddpgx's networks on Pendulum, Hopper and HalfCheetah), the one-program gymnax loop 5 % faster;
-at 192 rows and more it ran 1-4 % slower. So ddpgx compiles its updates with these options for minibatches of up to
-:data:`MAX_ROWS` rows, and as XLA compiles by default above that. The results were bit for bit the same.
+networks (``docs/implementation-notes.md``), a DDPG step called back to back ran 4-10 % faster at minibatches of 100
+and 128 rows (skrl's Pendulum example's own models, ddpgx's networks on Pendulum, Hopper and HalfCheetah), 0-4 % in a
+loop with an environment step between calls, and the one-program gymnax loop 5-6 % faster; at 192 rows and more it ran
+1-4 % slower. So ddpgx compiles its updates with these options for minibatches of up to :data:`MAX_ROWS` rows, and as
+XLA compiles by default above that. The results were bit for bit the same.
 
 :func:`jit` is ``jax.jit`` for the update programs (``update``, ``update_from_replay``, ``add_and_update``,
 ``add_update_act`` and its packed form): it compiles a function both ways on demand and calls the one that suits the
