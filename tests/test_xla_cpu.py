@@ -25,6 +25,11 @@ def _batch(rows, seed=0):
                             rng.random(rows) < 0.1)
 
 
+def expected_program(function, fused, *args):
+    """The compiled text of ``function``'s fused or plain variant on ``args``."""
+    return (function._fused if fused else function._plain).lower(*args).compile().as_text()
+
+
 @pytest.fixture
 def fresh_probe():
     xla_cpu.accepted.cache_clear()
@@ -78,6 +83,19 @@ def test_each_update_function_picks_its_program_by_the_minibatch(rows, fused):
     for function, args in calls.items():
         expected = function._fused if fused else function._plain
         assert function.variant(*args) is expected, function.__name__
+    # lower() lowers the program a call runs: compiled, it is the variant's (the options reach XLA or not)
+    lowered = ddpg.update.lower(ts, _batch(rows)).compile().as_text()
+    assert lowered == expected_program(ddpg.update, fused, ts, _batch(rows))
+
+
+
+def test_cache_size_counts_the_programs_of_both_variants():
+    small, large = _state(101), _state(257)  # minibatch sizes no other test compiles
+    before = ddpg.update._fused._cache_size(), ddpg.update._plain._cache_size(), ddpg.update._cache_size()
+    ddpg.update(small, _batch(101))
+    ddpg.update(large, _batch(257))
+    after = ddpg.update._fused._cache_size(), ddpg.update._plain._cache_size(), ddpg.update._cache_size()
+    assert after == (before[0] + 1, before[1] + 1, before[2] + 2)
 
 
 def test_update_counts_rows_by_the_actions_whatever_the_rewards_shape():

@@ -62,8 +62,8 @@ def for_rows(rows: int | None) -> dict[str, str]:
 class _Jitted:
     """``fun`` under ``jax.jit(**jit_kwargs)``, compiled with or without :data:`OPTIONS` as :func:`for_rows` says for
     ``rows(*args, **kwargs)``; called inside another trace (a jit, scan or vmap of the caller's), the plain jit, whose
-    program then compiles with the caller's options. Attributes other than calling (``lower``, ``trace``...) are the
-    plain jit's."""
+    program then compiles with the caller's options. ``lower`` lowers what a call would run; other attributes
+    (``trace``, ``eval_shape``...) are the plain jit's."""
 
     def __init__(self, fun: Callable, rows: Callable[..., int | None], jit_kwargs: dict[str, Any]):
         functools.update_wrapper(self, fun)
@@ -77,6 +77,15 @@ class _Jitted:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.variant(*args, **kwargs)(*args, **kwargs)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.jit(...).lower`` of the variant a call with these arguments runs (its ``compile()`` applies the
+        options)."""
+        return self.variant(*args, **kwargs).lower(*args, **kwargs)
+
+    def _cache_size(self) -> int:
+        """The programs both variants hold (``jax.jit``'s own private counter, read by tests of recompilation)."""
+        return self._plain._cache_size() + self._fused._cache_size()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._plain, name)
