@@ -144,7 +144,7 @@ def prepare_ddpgx(timesteps: int, seed: int = 0, logging: bool = False,
     key = jax.random.key(seed)
     t0 = time.perf_counter()
     if compiler_options is None:  # as ddpgx compiles it (ddpgx.core.xla_cpu)
-        compiler_options = xla_cpu.for_rows(ddpgx_config().batch_size) or None
+        compiler_options = xla_cpu.for_rows(ddpgx_config().batch_size)
     compiled = jax.jit(train).lower(key).compile(compiler_options=compiler_options)
     compile_s = time.perf_counter() - t0
 

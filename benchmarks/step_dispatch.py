@@ -10,6 +10,9 @@ agent's bookkeeping. Three contenders, same numbers bit for bit (``tests/test_pa
 * ``packed-xla-defaults``: the same compiled with XLA's default options instead of :mod:`ddpgx.core.xla_cpu`'s
   (which apply up to 128 rows; the same numbers, ``tests/test_xla_cpu.py``).
 
+With ``--no-env`` every call gets the same recorded transition and no environment runs between calls: the step
+alone, called back to back.
+
 They alternate in blocks of ``--steps`` steps in one process, ``--rounds`` times; reported: each one's median time
 per step and the medians of the per-round ratios packed / plain and packed / packed-xla-defaults. Defaults:
 HalfCheetah-v5 (needs ``ddpgx[mujoco]``), batch 100, 400-300 networks, a memory of 300,000 (the MuJoCo preset's
@@ -50,6 +53,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="batch size (default 100)")
     parser.add_argument("--steps", type=int, default=300, help="steps per timed block (default 300)")
     parser.add_argument("--rounds", type=int, default=12, help="blocks of each contender (default 12)")
+    parser.add_argument("--no-env", action="store_true",
+                        help="no environment between calls: one recorded transition for every call (the step alone)")
     args = parser.parse_args()
 
     env = gymnasium.make(args.env)
@@ -73,12 +78,13 @@ def main() -> None:
 
     for _ in range(1000):
         state["buffer"] = replay.add(state["buffer"], env_step(env.action_space.sample())[0])
+    recorded = env_step(env.action_space.sample())  # the transition of every call with --no-env
 
     def block(name, steps):
         actions = np.zeros((1, act_size), np.float32)
         start = time.perf_counter()
         for i in range(steps):
-            transition, next_obs = env_step(actions)
+            transition, next_obs = recorded if args.no_env else env_step(actions)
             if name == "plain":
                 actions, (key, noise), ts, state["buffer"], _, _ = core.add_update_act(
                     state["plain"], state["buffer"], transition, next_obs, 1000 + i, 10**6, starts, metrics=False)
@@ -104,7 +110,8 @@ def main() -> None:
         for name in times:
             times[name].append(timed(name, args.steps))
     print(f"{platform.machine()}, {jax.devices()[0].device_kind}; {args.env}, batch {args.batch}, memory "
-          f"{args.memory}, {args.rounds} rounds of {args.steps} steps; xla_cpu options accepted: {xla_cpu.accepted()}")
+          f"{args.memory}, {args.rounds} rounds of {args.steps} steps{', no environment' if args.no_env else ''}; "
+          f"xla_cpu options accepted: {xla_cpu.accepted()}")
     for name, values in times.items():
         print(f"{name:19s} {1e3 * np.median(values):.3f} ms a step (median of {args.rounds} blocks)")
     for other in ("plain", "packed-xla-defaults"):

@@ -32,3 +32,6 @@ def test_step_dispatch_reports_the_three_contenders_and_both_ratios():
     for other in ("plain", "packed-xla-defaults"):
         assert re.search(rf"^packed / {other}: median [0-9.]+ \(range", done.stdout, re.MULTILINE), done.stdout
     assert "xla_cpu options accepted: True" in done.stdout
+    alone = subprocess.run(command + ["--no-env"], capture_output=True, text=True, timeout=300, check=False)
+    assert alone.returncode == 0 and ", no environment;" in alone.stdout, alone.stderr[-3000:]
+    assert re.search(r"^packed / packed-xla-defaults: median [0-9.]+", alone.stdout, re.MULTILINE), alone.stdout

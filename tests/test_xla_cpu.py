@@ -47,12 +47,20 @@ def test_options_apply_up_to_max_rows():
     assert xla_cpu.for_rows(xla_cpu.MAX_ROWS + 1) == {} and xla_cpu.for_rows(None) == {}
     xla_cpu.for_rows(100)["x"] = 1  # a copy: the module's options stay as they are
     assert "x" not in xla_cpu.OPTIONS
+    assert xla_cpu.applies(100) and not xla_cpu.applies(xla_cpu.MAX_ROWS + 1) and not xla_cpu.applies(None)
+
+
+def test_max_rows_zero_turns_the_options_off(monkeypatch):
+    ts, batch = _state(100), _batch(100)
+    assert ddpg.update.variant(ts, batch) is ddpg.update._fused
+    monkeypatch.setattr(xla_cpu, "MAX_ROWS", 0)
+    assert xla_cpu.for_rows(100) == {} and ddpg.update.variant(ts, batch) is ddpg.update._plain
 
 
 def test_a_jaxlib_that_rejects_the_options_gets_none(monkeypatch, fresh_probe):
     monkeypatch.setattr(xla_cpu, "OPTIONS", {"xla_cpu_no_such_option_in_any_jaxlib": "1"})
     assert not xla_cpu.accepted()
-    assert xla_cpu.for_rows(100) == {}
+    assert xla_cpu.for_rows(100) == {} and not xla_cpu.applies(100)
 
 
 def test_the_fused_program_differs_and_gives_the_results_of_the_plain_one():

@@ -158,7 +158,7 @@ def train_gymnax(
     key = jax.random.key(seed)
     start = time.perf_counter()
     with threefry.unrolled():
-        compiled = jax.jit(train).lower(key).compile(compiler_options=xla_cpu.for_rows(config.batch_size) or None)
+        compiled = jax.jit(train).lower(key).compile(compiler_options=xla_cpu.for_rows(config.batch_size))
     compile_seconds = time.perf_counter() - start
     logger.reset_clock()
     start = time.perf_counter()

@@ -4,9 +4,9 @@ By default XLA:CPU gives YNNPACK each matrix product alone and adds the bias and
 own. With ``xla_cpu_experimental_ynn_fusion_type`` set to dot fusions and reductions (:data:`OPTIONS`), YNNPACK
 takes the elementwise operations around a product into the same kernel. Measured on a 2-core Xeon with 400-300
 networks (``docs/implementation-notes.md``), a DDPG step called back to back ran 4-10 % faster at minibatches of 100
-and 128 rows (skrl's Pendulum example's own models, ddpgx's networks on Pendulum, Hopper and HalfCheetah), 0-4 % in a
-loop with an environment step between calls, and the one-program gymnax loop 5-6 % faster; at 192 rows and more it ran
-1-4 % slower. So ddpgx compiles its updates with these options for minibatches of up to :data:`MAX_ROWS` rows, and as
+and 128 rows with replay memories of 15,000-20,000 entries (skrl's Pendulum example's own models, ddpgx's networks on
+Pendulum, Hopper and HalfCheetah) and about as fast with HalfCheetah's 300,000; 0-4 % faster in a loop with an
+environment step between calls, and the one-program gymnax loop 5-6 % faster; at 192 rows and more 1-4 % slower. So ddpgx compiles its updates with these options for minibatches of up to :data:`MAX_ROWS` rows, and as
 XLA compiles by default above that. The results were bit for bit the same.
 
 :func:`jit` is ``jax.jit`` for the update programs (``update``, ``update_from_replay``, ``add_and_update``,
@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - JAX moved it: every call compiles as X
     def _top_level() -> bool:
         return False
 
-__all__ = ["MAX_ROWS", "OPTIONS", "accepted", "for_rows", "jit"]
+__all__ = ["MAX_ROWS", "OPTIONS", "accepted", "applies", "for_rows", "jit"]
 
 #: XLA:CPU's fusion of products with their elementwise neighbours, and of reductions, by YNNPACK.
 OPTIONS: dict[str, str] = {
@@ -53,14 +53,20 @@ def accepted() -> bool:
     return True
 
 
+def applies(rows: int | None) -> bool:
+    """Whether an update on minibatches of ``rows`` rows compiles with :data:`OPTIONS`: up to :data:`MAX_ROWS` rows,
+    where :func:`accepted` (not for ``rows=None``, unknown)."""
+    return rows is not None and rows <= MAX_ROWS and accepted()
+
+
 def for_rows(rows: int | None) -> dict[str, str]:
-    """The compiler options for an update on minibatches of ``rows`` rows: :data:`OPTIONS` up to :data:`MAX_ROWS`
-    where :func:`accepted`, else ``{}`` (also for ``rows=None``, unknown)."""
-    return dict(OPTIONS) if rows is not None and rows <= MAX_ROWS and accepted() else {}
+    """The compiler options for an update on minibatches of ``rows`` rows: :data:`OPTIONS` where :func:`applies`,
+    else ``{}``."""
+    return dict(OPTIONS) if applies(rows) else {}
 
 
 class _Jitted:
-    """``fun`` under ``jax.jit(**jit_kwargs)``, compiled with or without :data:`OPTIONS` as :func:`for_rows` says for
+    """``fun`` under ``jax.jit(**jit_kwargs)``, compiled with or without :data:`OPTIONS` as :func:`applies` says for
     ``rows(*args, **kwargs)``; called inside another trace (a jit, scan or vmap of the caller's), the plain jit, whose
     program then compiles with the caller's options. ``lower`` lowers what a call would run; other attributes
     (``trace``, ``eval_shape``...) are the plain jit's."""
@@ -73,7 +79,7 @@ class _Jitted:
 
     def variant(self, *args: Any, **kwargs: Any) -> Any:
         """The jitted function a call with these arguments runs."""
-        return self._fused if _top_level() and for_rows(self._rows(*args, **kwargs)) else self._plain
+        return self._fused if _top_level() and applies(self._rows(*args, **kwargs)) else self._plain
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.variant(*args, **kwargs)(*args, **kwargs)
