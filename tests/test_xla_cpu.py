@@ -25,11 +25,6 @@ def _batch(rows, seed=0):
                             rng.random(rows) < 0.1)
 
 
-def expected_program(function, fused, *args):
-    """The compiled text of ``function``'s fused or plain variant on ``args``."""
-    return (function._fused if fused else function._plain).lower(*args).compile().as_text()
-
-
 @pytest.fixture
 def fresh_probe():
     xla_cpu.accepted.cache_clear()
@@ -92,9 +87,9 @@ def test_each_update_function_picks_its_program_by_the_minibatch(rows, fused):
         expected = function._fused if fused else function._plain
         assert function.variant(*args) is expected, function.__name__
     # lower() lowers the program a call runs: compiled, it is the variant's (the options reach XLA or not)
+    variant = ddpg.update._fused if fused else ddpg.update._plain
     lowered = ddpg.update.lower(ts, _batch(rows)).compile().as_text()
-    assert lowered == expected_program(ddpg.update, fused, ts, _batch(rows))
-
+    assert lowered == variant.lower(ts, _batch(rows)).compile().as_text()
 
 
 def test_cache_size_counts_the_programs_of_both_variants():

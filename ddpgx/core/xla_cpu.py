@@ -6,8 +6,9 @@ takes the elementwise operations around a product into the same kernel. Measured
 networks (``docs/implementation-notes.md``), a DDPG step called back to back ran 4-10 % faster at minibatches of 100
 and 128 rows with replay memories of 15,000-20,000 entries (skrl's Pendulum example's own models, ddpgx's networks on
 Pendulum, Hopper and HalfCheetah) and about as fast with HalfCheetah's 300,000; 0-4 % faster in a loop with an
-environment step between calls, and the one-program gymnax loop 5-6 % faster; at 192 rows and more 1-4 % slower. So ddpgx compiles its updates with these options for minibatches of up to :data:`MAX_ROWS` rows, and as
-XLA compiles by default above that. The results were bit for bit the same.
+environment step between calls, and the one-program gymnax loop 5-6 % faster; at 192 rows and more 1-4 % slower. So
+ddpgx compiles its updates with these options for minibatches of up to :data:`MAX_ROWS` rows, and as XLA compiles by
+default above that. The results were bit for bit the same.
 
 :func:`jit` is ``jax.jit`` for the update programs (``update``, ``update_from_replay``, ``add_and_update``,
 ``add_update_act`` and its packed form): it compiles a function both ways on demand and calls the one that suits the
