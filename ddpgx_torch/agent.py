@@ -280,7 +280,8 @@ class DDPG:
             self._episode_starts = None
         actions, ts, info = core.act(ts, observations, timestep=timestep, timesteps=timesteps,
                                      explore=self.training or self.explore_in_evaluation,
-                                     episode_starts=self._episode_starts, states=states)
+                                     episode_starts=self._episode_starts, states=states,
+                                     metrics=self.write_interval > 0)
         self._episode_starts = None
         self._last_rnn_states = info.get("rnn_states")
         exploring = self.training and ts.noise is not None and timestep >= self.cfg.random_timesteps
@@ -324,7 +325,8 @@ class DDPG:
                 fields["rnn_states"] = self._last_rnn_states
             if self._finite(fields, timestep):
                 self.memory.add_samples(**fields)
-        self._episode_starts = terminated_t | truncated_t
+        starts = terminated_t | truncated_t
+        self._episode_starts = starts if bool(starts.any()) else None  # None: nothing to reset (the common case)
 
     def _finite(self, fields: dict[str, Any], timestep: int) -> bool:
         """``cfg.nonfinite_transitions``, as in ``ddpgx.DDPG``: ``"raise"`` names the first environment and field
@@ -376,7 +378,8 @@ class DDPG:
         if buffer is None or buffer.size < length:
             return
         for _ in range(self.cfg.gradient_steps):
-            self.train_state, metrics = core.update_from_replay(self._one_step_state(), buffer)
+            self.train_state, metrics = core.update_from_replay(self._one_step_state(), buffer,
+                                                                metrics=self.write_interval > 0)
             for scheduler in (self.policy_scheduler, self.critic_scheduler):
                 if scheduler is not None:
                     scheduler.step()

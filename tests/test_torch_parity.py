@@ -21,7 +21,7 @@ import test_update_reference as ref  # noqa: E402 -- tests/ is on sys.path under
 
 import ddpgx  # noqa: E402
 import ddpgx_torch  # noqa: E402
-from ddpgx_torch.core import convert  # noqa: E402
+from ddpgx_torch.core import convert, replay  # noqa: E402
 
 OBS_SPACE = gymnasium.spaces.Box(-np.inf, np.inf, (ref.OBS,), np.float32)
 
@@ -234,3 +234,48 @@ def test_noise_statistics_agree_across_backends(kind):
         rho = np.mean([np.corrcoef(values[:-1, e], values[1:, e])[0, 1] for e in range(envs)])
         assert abs(values.std() - expected_std) / expected_std < 0.03
         assert abs(rho - expected_rho) < 0.02
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_updates_and_actions_without_metrics_change_nothing_else(gradients, steps):
+    """``metrics=False`` (what the agent passes when it records nothing) returns no metrics and no noise statistics;
+    the weights, optimizer state, step count, scaler statistics, actions and noise are bit for bit those of the
+    default call."""
+    kwargs = dict(gradient_steps=steps, learning_rate=1e-3, observation_preprocessor=True,
+                  exploration_noise=ddpgx_torch.OrnsteinUhlenbeckNoise(theta=0.15, sigma=0.2))
+
+    def state():
+        torch.manual_seed(0)  # the networks initialise from torch's global generator
+        return ddpgx_torch.init(
+            0, ddpgx_torch.DDPGConfig(batch_size=ref.B, **kwargs), OBS_SPACE, ACT_SPACE,
+            policy=ddpgx_torch.networks.DeterministicPolicy(ref.OBS, ref.LOW, ref.HIGH, (ref.ACT,), ref.HIDDEN),
+            critic=ddpgx_torch.networks.QFunction(ref.OBS, ref.ACT, ref.HIDDEN))
+
+    full, lean = state(), state()
+    batch = torch_batch(ref.make_batch(5, lead=(steps, ref.B) if steps > 1 else (ref.B,)))
+    full, metrics = ddpgx_torch.update(full, batch)
+    lean, none = ddpgx_torch.update(lean, batch, metrics=False)
+    assert none == {} and "critic_loss" in metrics
+    rows = ddpgx_torch.Transition(*(None if x is None else x[-1] if steps > 1 else x for x in batch))
+    buffer = replay.init(ref.B, rows._replace(**{k: getattr(rows, k)[0] for k in ("observations", "actions",
+                                                 "rewards", "next_observations", "terminated")}), num_envs=ref.B)
+    buffer = replay.add(buffer, rows)
+    full, _ = ddpgx_torch.update_from_replay(full, buffer)
+    lean, none = ddpgx_torch.update_from_replay(lean, buffer, metrics=False)
+    assert none == {}
+    obs = torch.randn(4, ref.OBS, generator=torch.Generator().manual_seed(1))
+    starts = torch.tensor([True, False, False, True])
+    a_full, full, info_full = ddpgx_torch.act(full, obs, timestep=10, timesteps=20, episode_starts=starts)
+    a_lean, lean, info_lean = ddpgx_torch.act(lean, obs, timestep=10, timesteps=20, episode_starts=starts,
+                                              metrics=False)
+    assert {"noise_max", "noise_min", "noise_mean"} <= set(info_full) and "noise_mean" not in info_lean
+    assert torch.equal(a_full, a_lean) and torch.equal(info_full["noise"], info_lean["noise"])
+    assert full.step == lean.step == 2 * steps
+    for net in ("policy", "critic", "target_policy", "target_critic"):
+        for a, b in zip(getattr(full, net).parameters(), getattr(lean, net).parameters(), strict=True):
+            assert torch.equal(a, b), net
+    for opt in ("policy_optimizer", "critic_optimizer"):
+        sa, sb = getattr(full, opt).state_dict()["state"], getattr(lean, opt).state_dict()["state"]
+        assert all(torch.equal(sa[k][n], sb[k][n]) for k in sa for n in sa[k]), opt
+    assert torch.equal(full.observation_stats.mean, lean.observation_stats.mean)
+    assert torch.equal(full.noise_state, lean.noise_state)
